@@ -1,0 +1,158 @@
+"""Load a DiffusionGemma checkpoint from disk, and build tiny random ones for tests.
+
+Loading only ever reads local files (`local_files_only=True`): nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoTokenizer,
+    DiffusionGemmaConfig,
+    DiffusionGemmaForBlockDiffusion,
+    PreTrainedTokenizerFast,
+)
+
+FIM_SPECIAL_TOKENS = ["<pad>", "<bos>", "<eos>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint directory is missing, incomplete or unreadable."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: DiffusionGemmaForBlockDiffusion
+    tokenizer: PreTrainedTokenizerFast
+    path: Path
+    prompt_layout: str  # "fim" (embedded model) or "chat" (DiffusionGemma-it)
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
+    """Load model + tokenizer from a local directory, with one clear error for each way it can be broken."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint directory not found: {path}")
+    for required in ("config.json",):
+        if not (path / required).is_file():
+            raise CheckpointError(f"checkpoint {path} has no {required}")
+    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        raise CheckpointError(f"checkpoint {path} has no weights (*.safetensors)")
+    try:
+        json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path}: config.json is not valid JSON ({exc})") from exc
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = DiffusionGemmaForBlockDiffusion.from_pretrained(
+            path, local_files_only=True, dtype=dtype
+        )
+    except Exception as exc:  # transformers raises many types for a corrupt file
+        raise CheckpointError(f"checkpoint {path} could not be loaded: {exc}") from exc
+    model.to(device).eval()
+    layout = getattr(model.config, "diffgem_prompt_layout", None) or (
+        "fim" if "<fim_middle>" in tokenizer.get_vocab() else "chat"
+    )
+    return LoadedCheckpoint(model=model, tokenizer=tokenizer, path=path, prompt_layout=layout)
+
+
+def train_tiny_tokenizer(texts: list[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
+    """A small byte-level BPE with the `fim` special tokens, trained in well under a second."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=FIM_SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<bos>",
+        eos_token="<eos>",
+        additional_special_tokens=FIM_SPECIAL_TOKENS[3:],
+    )
+
+
+def tiny_config(
+    tokenizer: PreTrainedTokenizerFast,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    head_dim: int = 32,
+    canvas_length: int = 16,
+    sliding_window: int = 1024,
+) -> DiffusionGemmaConfig:
+    """A DiffusionGemma config small enough for CPU tests (REFERENCE.md: the fields a tiny config needs)."""
+    vocab_size = len(tokenizer)
+    text_config = dict(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=1,
+        head_dim=head_dim,
+        global_head_dim=head_dim,
+        num_global_key_value_heads=1,
+        num_experts=1,
+        top_k_experts=1,
+        moe_intermediate_size=hidden_size,
+        sliding_window=sliding_window,
+        layer_types=["sliding_attention"] * (num_layers - 1) + ["full_attention"],
+        max_position_embeddings=4096,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+    # vision_config=None silently builds a ~167M-parameter tower: pass a one-layer one instead.
+    vision_config = dict(
+        model_type="gemma4_vision",
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        head_dim=16,
+    )
+    # Image token ids must be valid ids; these never appear in text prompts.
+    config = DiffusionGemmaConfig(
+        text_config=text_config,
+        vision_config=vision_config,
+        canvas_length=canvas_length,
+        image_token_id=vocab_size - 1,
+        boi_token_id=vocab_size - 2,
+        eoi_token_id=vocab_size - 3,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+    config.diffgem_prompt_layout = "fim"
+    return config
+
+
+def make_random_checkpoint(
+    path: str | Path, texts: list[str], *, seed: int = 0, vocab_size: int = 512, **config_kwargs
+) -> Path:
+    """Write a randomly initialised tiny checkpoint (tokenizer + weights) that loads with from_pretrained."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_tiny_tokenizer(texts, vocab_size=vocab_size)
+    torch.manual_seed(seed)
+    model = DiffusionGemmaForBlockDiffusion(tiny_config(tokenizer, **config_kwargs))
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

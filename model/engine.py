@@ -1,0 +1,172 @@
+"""The engine: tokenise, lay out the prompt, encode it (through the prompt cache), denoise, detokenise.
+
+It knows checkpoints and tensors, not editors: the worker feeds it plain requests and relays its results.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from . import EMBEDDED_CHECKPOINT
+from .checkpoint import LoadedCheckpoint, load_checkpoint
+from .layouts import LAYOUTS, Prompt
+from .prompt_cache import PromptCache, crop_to
+from .sampler import SamplerSettings, denoise
+
+
+@dataclass(frozen=True)
+class GenerateParams:
+    prefix: str
+    suffix: str
+    old_text: str | None = None  # edit canvases start from the old text
+    max_tokens: int = 32  # longer fills use several canvases
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    seed: int = 0
+
+
+@dataclass
+class Generation:
+    text: str
+    token_ids: list[int]
+    forwards: int
+    canvases: int
+    tokens_per_forward: float
+    mean_confidence: float
+    encoded_tokens: int
+    reused_tokens: int
+    encode_ms: float
+    denoise_ms: float
+    truncated_at_eos: bool
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class Engine:
+    def __init__(self, checkpoint: LoadedCheckpoint, *, prompt_cache_bytes: int = 256 << 20):
+        self.checkpoint = checkpoint
+        self.model = checkpoint.model
+        self.tokenizer = checkpoint.tokenizer
+        self.layout = checkpoint.prompt_layout
+        self.canvas_length: int = self.model.config.canvas_length
+        self.prompt_cache = PromptCache(self.model, prompt_cache_bytes)
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        self.eos_ids: tuple[int, ...] = tuple(eos) if isinstance(eos, list) else (eos,)
+
+    @classmethod
+    def load(
+        cls, path: str | Path | None = None, *, device: str = "auto", prompt_cache_mb: int = 256
+    ) -> Engine:
+        checkpoint = load_checkpoint(path or EMBEDDED_CHECKPOINT, resolve_device(device))
+        return cls(checkpoint, prompt_cache_bytes=prompt_cache_mb << 20)
+
+    @property
+    def description(self) -> str:
+        params = sum(p.numel() for p in self.model.parameters())
+        return f"{self.checkpoint.path.name} ({params / 1e6:.1f}M params, {self.layout}, {self.model.device})"
+
+    def build_prompt(self, params: GenerateParams) -> Prompt:
+        return LAYOUTS[self.layout](
+            self.tokenizer,
+            params.prefix,
+            params.suffix,
+            canvas_length=self.canvas_length,
+            old_text=params.old_text,
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        params: GenerateParams,
+        *,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_draft: Callable[[str], None] | None = None,
+    ) -> Generation:
+        """Fill one hole. Raises sampler.DenoiseCancelled if `should_stop` turns true between steps."""
+        generator = torch.Generator(device=self.model.device).manual_seed(params.seed)
+        prompt = self.build_prompt(params)
+        t0 = time.perf_counter()
+        cache, stats = self.prompt_cache.encode(prompt.ids)
+        encode_ms = (time.perf_counter() - t0) * 1000
+        produced: list[int] = []
+        forwards = canvases = 0
+        confidences: list[float] = []
+        finished = False
+        encoded_ids = list(prompt.ids)
+        max_canvases = max(1, -(-params.max_tokens // self.canvas_length))
+        t1 = time.perf_counter()
+        try:
+            while canvases < max_canvases and not finished:
+                first = canvases == 0
+
+                def draft(ids: list[int], _step: int, done=produced) -> None:
+                    if on_draft is not None:
+                        on_draft(self._decode(done + self._until_eos(ids)[0]))
+
+                result = denoise(
+                    self.model,
+                    cache,
+                    canvas_length=self.canvas_length,
+                    settings=params.sampler,
+                    generator=generator,
+                    initial_canvas=prompt.initial_canvas if first else None,
+                    pinned=prompt.pinned if first else None,
+                    eos_ids=self.eos_ids,
+                    should_stop=should_stop,
+                    on_draft=draft if on_draft is not None else None,
+                )
+                canvases += 1
+                forwards += result.forwards
+                kept, finished = self._until_eos(result.canvas)
+                produced.extend(kept)
+                confidences.extend(result.confidence[: len(kept) + (1 if finished else 0)])
+                if not finished and canvases < max_canvases:
+                    # Next canvas: the committed one becomes prompt, as in block diffusion's outer loop.
+                    self.prompt_cache.append(cache, encoded_ids, kept)
+                    encoded_ids = encoded_ids + kept
+        finally:
+            # The cached entry is keyed by the prompt alone: drop any committed canvases from it.
+            if cache.get_seq_length() > len(prompt.ids) and not crop_to(cache, len(prompt.ids)):
+                self.prompt_cache.clear()
+        denoise_ms = (time.perf_counter() - t1) * 1000
+        text = self._decode(produced)
+        counted = len(produced) + (1 if finished else 0)
+        return Generation(
+            text=text,
+            token_ids=produced,
+            forwards=forwards,
+            canvases=canvases,
+            tokens_per_forward=counted / max(forwards, 1),
+            mean_confidence=sum(confidences) / max(len(confidences), 1),
+            encoded_tokens=stats.encoded_tokens,
+            reused_tokens=stats.reused_tokens,
+            encode_ms=encode_ms,
+            denoise_ms=denoise_ms,
+            truncated_at_eos=finished,
+        )
+
+    def infill(self, prefix: str, suffix: str, *, steps: int | None = None, seed: int = 0, **sampler_kwargs) -> Generation:
+        """Convenience for evaluation scripts: one hole, default sampler settings unless overridden."""
+        sampler = SamplerSettings(**sampler_kwargs)
+        if steps is not None:
+            sampler = replace(sampler, max_steps=steps)
+        return self.generate(GenerateParams(prefix=prefix, suffix=suffix, sampler=sampler, seed=seed))
+
+    def _until_eos(self, canvas: list[int]) -> tuple[list[int], bool]:
+        for i, token in enumerate(canvas):
+            if token in self.eos_ids:
+                return canvas[:i], True
+        return canvas, False
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)

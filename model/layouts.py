@@ -1,0 +1,116 @@
+"""Prompt layouts: turn (prefix, suffix[, old text]) into encoder prompt ids and an initial canvas.
+
+One layout per checkpoint family, named in the checkpoint's config (`diffgem_prompt_layout`). Special ids
+always come from the tokenizer, never literals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import PreTrainedTokenizerBase
+
+# Prefix tokens are dropped from the front in whole bands, so that typing at the cursor keeps the
+# window's first token (and with it the prompt cache) unchanged until a band boundary is crossed.
+PREFIX_TRIM_BAND = 128
+
+
+@dataclass(frozen=True)
+class Prompt:
+    ids: list[int]  # encoder prompt
+    initial_canvas: list[int] | None = None  # decoder's first canvas; None = uniform noise
+    pinned: dict[int, int] = field(default_factory=dict)  # canvas position -> token id, never re-drawn
+
+
+def _trim_front(ids: list[int], keep: int) -> list[int]:
+    if len(ids) <= keep:
+        return ids
+    excess = len(ids) - keep
+    drop = -(-excess // PREFIX_TRIM_BAND) * PREFIX_TRIM_BAND
+    return ids[drop:]
+
+
+def _pad_canvas(ids: list[int], canvas_length: int, eos_id: int) -> list[int]:
+    ids = ids[: canvas_length - 1]  # keep room for the EOS that marks the middle's end
+    return ids + [eos_id] * (canvas_length - len(ids))
+
+
+def fim_prompt(
+    tokenizer: PreTrainedTokenizerBase,
+    prefix: str,
+    suffix: str,
+    *,
+    canvas_length: int,
+    old_text: str | None = None,
+    max_prefix_tokens: int = 320,
+    max_suffix_tokens: int = 160,
+) -> Prompt:
+    """`<bos><fim_suffix>suffix<fim_prefix>prefix<fim_middle>`; the canvas is the middle padded with EOS.
+
+    Suffix first: typing at the cursor only appends to the encoded text, so the KV cache of everything
+    before it stays valid (ARCHITECTURE.md, "Prompt layouts").
+    """
+    vocab = tokenizer.get_vocab()
+    suffix_ids = tokenizer(suffix, add_special_tokens=False).input_ids[:max_suffix_tokens]
+    prefix_ids = _trim_front(tokenizer(prefix, add_special_tokens=False).input_ids, max_prefix_tokens)
+    ids = (
+        [tokenizer.bos_token_id, vocab["<fim_suffix>"]]
+        + suffix_ids
+        + [vocab["<fim_prefix>"]]
+        + prefix_ids
+        + [vocab["<fim_middle>"]]
+    )
+    initial = None
+    if old_text is not None:
+        old_ids = tokenizer(old_text, add_special_tokens=False).input_ids
+        initial = _pad_canvas(old_ids, canvas_length, tokenizer.eos_token_id)
+    return Prompt(ids=ids, initial_canvas=initial)
+
+
+CHAT_INSTRUCTION = (
+    "Fill in the code at <HOLE>. Answer with only the code that replaces <HOLE>, nothing else.\n\n"
+)
+CHAT_EDIT_INSTRUCTION = (
+    "Rewrite the code between <EDIT> and </EDIT> so that it is correct and clear. Answer with only the "
+    "new code for that region, nothing else.\n\n"
+)
+
+
+def chat_prompt(
+    tokenizer: PreTrainedTokenizerBase,
+    prefix: str,
+    suffix: str,
+    *,
+    canvas_length: int,
+    old_text: str | None = None,
+    pin_suffix_tokens: int = 0,
+    max_context_chars: int = 8000,
+) -> Prompt:
+    """Prompt-level infill for DiffusionGemma-it, which has no FIM tokens and no mask token.
+
+    With `pin_suffix_tokens`, the suffix's first tokens are pinned at the end of the canvas (a clamping
+    logits processor keeps them: REFERENCE.md, "No native infill").
+    """
+    prefix, suffix = prefix[-max_context_chars:], suffix[: max_context_chars // 2]
+    if old_text is None:
+        body = CHAT_INSTRUCTION + prefix + "<HOLE>" + suffix
+    else:
+        body = CHAT_EDIT_INSTRUCTION + prefix + "<EDIT>" + old_text + "</EDIT>" + suffix
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": body}], tokenize=True, add_generation_prompt=True
+    )
+    if not isinstance(ids, list):  # some tokenizers return a BatchEncoding
+        ids = list(ids["input_ids"])
+    pinned: dict[int, int] = {}
+    if pin_suffix_tokens and suffix:
+        tail = tokenizer(suffix, add_special_tokens=False).input_ids[:pin_suffix_tokens]
+        start = canvas_length - len(tail)
+        pinned = {start + i: t for i, t in enumerate(tail)}
+    initial = None
+    if old_text is not None:
+        old_ids = tokenizer(old_text, add_special_tokens=False).input_ids
+        initial = _pad_canvas(old_ids, canvas_length, tokenizer.eos_token_id)
+    return Prompt(ids=list(ids), initial_canvas=initial, pinned=pinned)
+
+
+LAYOUTS = {"fim": fim_prompt, "chat": chat_prompt}

@@ -1,0 +1,202 @@
+"""The denoising loop: one canvas from uniform noise (or an initial guess) to text, step by step.
+
+Owned by the engine rather than hidden in `generate()`, so that it can check a cancel flag between steps,
+report drafts, pin tokens and commit several tokens per forward. With `rule="entropy"` it reproduces
+transformers' `DiffusionGemmaForBlockDiffusion.generate()` token for token under the same seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from transformers.cache_utils import Cache
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """Denoising settings; the defaults are DiffusionGemma's published ones (generation config)."""
+
+    rule: str = "entropy"  # "entropy" (DiffusionGemma's entropy bound) | "confidence" (Fast-dLLM)
+    max_steps: int = 48
+    entropy_bound: float = 0.1
+    confidence_threshold: float = 0.9
+    t_max: float = 0.8
+    t_min: float = 0.4
+    stability_threshold: int = 1
+    stop_entropy: float = 0.005  # mean-entropy bar of the stable-and-confident early stop
+
+    def __post_init__(self) -> None:
+        assert self.rule in ("entropy", "confidence"), f"unknown commit rule {self.rule!r}"
+        assert self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}"
+
+
+@dataclass
+class DenoiseResult:
+    canvas: list[int]  # the committed canvas (argmax where nothing was committed)
+    confidence: list[float]  # per position, probability of the committed token at its last step
+    forwards: int
+    cancelled: bool = False
+
+
+class DenoiseCancelled(Exception):
+    """Raised between steps when the caller's cancel check says stop."""
+
+
+def temperature_at(settings: SamplerSettings, cur_step: int) -> float:
+    """Linear schedule t_max -> t_min; `cur_step` counts the steps *remaining* (N..1), as in transformers."""
+    return settings.t_min + (settings.t_max - settings.t_min) * (cur_step / settings.max_steps)
+
+
+def _decoder_inputs(model, cache: Cache, canvas: torch.Tensor) -> tuple[dict, torch.Tensor]:
+    prompt_len = cache.get_seq_length()
+    canvas_length = canvas.shape[1]
+    decoder_attention_mask = torch.ones(
+        (1, prompt_len + canvas_length), dtype=torch.bool, device=canvas.device
+    )
+    mask_mapping = model.model.decoder.create_diffusion_decoder_attention_mask(
+        config=model.config,
+        inputs_embeds=canvas.unsqueeze(-1),  # only shape[:2] is read
+        past_key_values=cache,
+        decoder_attention_mask=decoder_attention_mask,
+    )
+    positions = torch.arange(
+        prompt_len, prompt_len + canvas_length, dtype=torch.int32, device=canvas.device
+    ).unsqueeze(0)
+    return mask_mapping, positions
+
+
+def _clamp_pinned(logits: torch.Tensor, pinned: dict[int, int]) -> torch.Tensor:
+    """One-hot logits at pinned positions, so sampling, acceptance and argmax all keep them."""
+    if not pinned:
+        return logits
+    logits = logits.clone()
+    for pos, token in pinned.items():
+        logits[:, pos, :] = float("-inf")
+        logits[:, pos, token] = 0.0
+    return logits
+
+
+def denoise(
+    model,
+    cache: Cache,
+    *,
+    canvas_length: int,
+    settings: SamplerSettings,
+    generator: torch.Generator | None = None,
+    initial_canvas: list[int] | None = None,
+    pinned: dict[int, int] | None = None,
+    eos_ids: tuple[int, ...] = (),
+    should_stop: Callable[[], bool] = lambda: False,
+    on_draft: Callable[[list[int], int], None] | None = None,
+) -> DenoiseResult:
+    """Denoise one canvas against the encoder cache (which this function never modifies)."""
+    device = model.device
+    vocab_size = model.config.text_config.vocab_size
+    pinned = pinned or {}
+    if initial_canvas is None:
+        current = torch.randint(0, vocab_size, (1, canvas_length), device=device, generator=generator)
+    else:
+        assert len(initial_canvas) == canvas_length, (len(initial_canvas), canvas_length)
+        current = torch.tensor([initial_canvas], dtype=torch.long, device=device)  # [1, C]
+    for pos, token in pinned.items():
+        current[0, pos] = token
+    mask_mapping, positions = _decoder_inputs(model, cache, current)
+    embed_dtype = model.model.decoder.embed_tokens.weight.dtype
+
+    committed = torch.zeros((1, canvas_length), dtype=torch.bool, device=device)  # confidence rule
+    for pos in pinned:
+        committed[0, pos] = True
+    history: torch.Tensor | None = None
+    self_conditioning = None
+    argmax = current
+    confidence = torch.zeros((1, canvas_length), device=device)
+    forwards = 0
+    for cur_step in reversed(range(1, settings.max_steps + 1)):
+        if should_stop():
+            raise DenoiseCancelled()
+        logits = model(
+            decoder_input_ids=current,
+            self_conditioning_logits=self_conditioning,
+            decoder_attention_mask=mask_mapping,
+            past_key_values=cache,
+            decoder_position_ids=positions,
+        ).logits  # [1, C, V] float32
+        forwards += 1
+        processed = _clamp_pinned(logits / temperature_at(settings, cur_step), pinned)
+        entropy = torch.distributions.Categorical(logits=processed).entropy()  # [1, C]
+        new_argmax = torch.argmax(processed, dim=-1)  # [1, C]
+
+        if settings.rule == "entropy":
+            # DiffusionGemma's entropy-bound sampler (arXiv:2505.24857): accept the k lowest-entropy
+            # samples while sum(entropy) - max(entropy) <= bound; re-draw the rest uniformly.
+            probs = torch.softmax(processed, dim=-1, dtype=torch.float32)
+            sampled = torch.multinomial(
+                probs.view(-1, vocab_size), num_samples=1, generator=generator
+            ).view(1, canvas_length)
+            sorted_entropy, order = torch.sort(entropy, dim=-1)
+            keep_sorted = torch.cumsum(sorted_entropy, dim=-1) - sorted_entropy <= settings.entropy_bound
+            accepted = torch.scatter(torch.zeros_like(keep_sorted), -1, order, keep_sorted)
+            noise = torch.randint(
+                0, vocab_size, (1, canvas_length), device=device, generator=generator
+            )
+            current = torch.where(accepted, sampled, current)
+            current = torch.where(~accepted, noise, current)
+            confidence = probs.gather(-1, new_argmax.unsqueeze(-1)).squeeze(-1)
+            final = new_argmax
+        else:
+            # Fast-dLLM's parallel commit: every uncommitted position whose argmax probability is at
+            # least tau is committed (at least one per step); committed positions stay fixed.
+            probs = torch.softmax(processed, dim=-1, dtype=torch.float32)
+            step_conf, _ = probs.max(dim=-1)  # [1, C]
+            open_conf = torch.where(committed, torch.full_like(step_conf, -1.0), step_conf)
+            newly = (open_conf >= settings.confidence_threshold) & ~committed
+            if not newly.any():
+                newly = torch.zeros_like(committed)
+                newly[0, int(open_conf.argmax())] = True
+            current = torch.where(newly, new_argmax, current)
+            confidence = torch.where(newly, step_conf, confidence)
+            committed |= newly
+            final = torch.where(committed, current, new_argmax)
+            noise = torch.randint(
+                0, vocab_size, (1, canvas_length), device=device, generator=generator
+            )
+            current = torch.where(committed, current, noise)
+            if _settled(committed[0], final[0], eos_ids):
+                argmax = final
+                break
+
+        if on_draft is not None:
+            on_draft(final[0].tolist(), forwards)
+        # Stable-and-confident early stop, as DiffusionGemma's generation config defines it.
+        if settings.stability_threshold == 0:
+            stable = True
+        else:
+            if history is None:
+                history = torch.full(
+                    (settings.stability_threshold, 1, canvas_length), -1, dtype=torch.long, device=device
+                )
+            stable = bool((history == new_argmax[None]).all())
+            history = torch.roll(history, shifts=-1, dims=0)
+            history[-1] = new_argmax
+        argmax = final
+        if stable and float(entropy.mean()) < settings.stop_entropy:
+            break
+        self_conditioning = processed.to(embed_dtype)
+    return DenoiseResult(
+        canvas=argmax[0].tolist(), confidence=confidence[0].tolist(), forwards=forwards
+    )
+
+
+def _settled(committed: torch.Tensor, canvas: torch.Tensor, eos_ids: tuple[int, ...]) -> bool:
+    """Done when every position up to the first committed EOS is committed: the rest is padding."""
+    if bool(committed.all()):
+        return True
+    if not eos_ids:
+        return False
+    is_eos = committed & torch.isin(canvas, torch.tensor(eos_ids, device=canvas.device))
+    if not bool(is_eos.any()):
+        return False
+    first = int(is_eos.nonzero()[0])
+    return bool(committed[:first].all())

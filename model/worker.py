@@ -1,0 +1,196 @@
+"""The resident model worker: loads the engine once and serves generate/cancel/status over stdin/stdout.
+
+Started by the LSP server as `python -m diffgem_model.worker`; speaks only `diffgem_lsp.protocol`.
+Generations run one at a time on the main thread; a reader thread takes cancels and status requests
+meanwhile, so a cancel stops denoising at the next step boundary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import queue
+import resource
+import sys
+import threading
+import time
+from dataclasses import asdict
+from typing import Any, BinaryIO
+
+from diffgem_lsp import protocol as P
+
+log = logging.getLogger("diffgem.worker")
+
+
+class Worker:
+    def __init__(self, out: BinaryIO, args: argparse.Namespace):
+        self.out = out
+        self.args = args
+        self.engine = None
+        self.load_error: str | None = None
+        self.state = "loading"
+        self.requests: queue.Queue[P.GenerateRequest | None] = queue.Queue()
+        self.cancelled: set[int] = set()
+        self.current: int | None = None
+        self._write_lock = threading.Lock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        with self._write_lock:
+            self.out.write(P.encode(message))
+            self.out.flush()
+
+    # -- reader thread -------------------------------------------------------------------------
+    def read_requests(self, stream: BinaryIO) -> None:
+        for line in stream:
+            if not line.strip():
+                continue
+            try:
+                message = P.decode(line)
+                op = message.get("op")
+                if op == P.OP_GENERATE:
+                    self.requests.put(P.GenerateRequest.from_message(message))
+                elif op == P.OP_CANCEL:
+                    self.cancelled.add(int(message["id"]))
+                elif op == P.OP_STATUS:
+                    self.send(self.status())
+                else:
+                    raise P.ProtocolError(f"unknown op {op!r}")
+            except (P.ProtocolError, TypeError, KeyError, ValueError) as exc:
+                log.warning("bad request: %s", exc)
+                self.send(P.event(P.EV_ERROR, id=None, message=f"bad request: {exc}"))
+        self.requests.put(None)  # stdin closed: the server is gone
+
+    def status(self) -> dict[str, Any]:
+        cache = self.engine.prompt_cache if self.engine is not None else None
+        return P.event(
+            P.EV_STATUS,
+            state=self.state,
+            pid=os.getpid(),
+            model=self.engine.description if self.engine is not None else None,
+            error=self.load_error,
+            busy=self.current,
+            cache_bytes=cache.nbytes if cache else 0,
+            cache_hits=cache.hits if cache else 0,
+            cache_lookups=cache.lookups if cache else 0,
+            peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        )
+
+    # -- main thread ---------------------------------------------------------------------------
+    def load(self) -> None:
+        from .engine import Engine  # torch import happens here, after the hello went out
+
+        t0 = time.perf_counter()
+        try:
+            self.engine = Engine.load(
+                self.args.model or None,
+                device=self.args.device,
+                prompt_cache_mb=self.args.prompt_cache_mb,
+            )
+        except Exception as exc:
+            self.state, self.load_error = "error", str(exc)
+            log.error("model load failed: %s", exc)
+            self.send(P.event(P.EV_LOAD_FAILED, message=str(exc)))
+            return
+        self.state = "ready"
+        load_ms = (time.perf_counter() - t0) * 1000
+        log.info("model ready: %s in %.0f ms", self.engine.description, load_ms)
+        self.send(P.event(P.EV_READY, model=self.engine.description, load_ms=load_ms))
+
+    def serve(self) -> None:
+        while (req := self.requests.get()) is not None:
+            if req.id in self.cancelled:
+                self.cancelled.discard(req.id)
+                self.send(P.event(P.EV_CANCELLED, id=req.id))
+                continue
+            if self.engine is None:
+                self.send(P.event(P.EV_ERROR, id=req.id, message=f"model not loaded: {self.load_error}"))
+                continue
+            self.current = req.id
+            try:
+                self.send(self.run(req))
+            except Exception as exc:  # one bad request must not take the worker down
+                log.exception("generation %s failed", req.id)
+                self.send(P.event(P.EV_ERROR, id=req.id, message=f"{type(exc).__name__}: {exc}"))
+            finally:
+                self.current = None
+                self.cancelled.discard(req.id)
+
+    def run(self, req: P.GenerateRequest) -> dict[str, Any]:
+        from .engine import GenerateParams
+        from .sampler import DenoiseCancelled, SamplerSettings
+
+        sampler = SamplerSettings(
+            rule=req.sampler.rule,
+            max_steps=req.sampler.max_steps,
+            confidence_threshold=req.sampler.confidence_threshold,
+            # A zero mean-entropy bar never triggers: the step budget alone ends denoising.
+            stop_entropy=SamplerSettings.stop_entropy if req.sampler.early_stop else 0.0,
+        )
+        params = GenerateParams(
+            prefix=req.prefix,
+            suffix=req.suffix,
+            old_text=req.old_text,
+            max_tokens=req.max_tokens,
+            sampler=sampler,
+            seed=req.seed,
+        )
+
+        def draft(text: str) -> None:
+            self.send(P.event(P.EV_DRAFT, id=req.id, text=text))
+
+        try:
+            gen = self.engine.generate(
+                params,
+                should_stop=lambda: req.id in self.cancelled,
+                on_draft=draft if req.stream else None,
+            )
+        except DenoiseCancelled:
+            return P.event(P.EV_CANCELLED, id=req.id)
+        result = P.GenerationResult(
+            text=gen.text,
+            forwards=gen.forwards,
+            canvases=gen.canvases,
+            tokens=len(gen.token_ids),
+            tokens_per_forward=gen.tokens_per_forward,
+            mean_confidence=gen.mean_confidence,
+            encoded_tokens=gen.encoded_tokens,
+            reused_tokens=gen.reused_tokens,
+            encode_ms=gen.encode_ms,
+            denoise_ms=gen.denoise_ms,
+        )
+        return P.event(P.EV_RESULT, id=req.id, result=asdict(result))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="diffgem-worker")
+    parser.add_argument("--model", default="", help="checkpoint directory (default: embedded model)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--prompt-cache-mb", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s"
+    )
+    # stdout is the protocol channel: anything else printed there (progress bars, warnings) would
+    # corrupt it, so the real stdout is kept for messages and sys.stdout goes to stderr.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    worker = Worker(out, args)
+    worker.send(P.event(P.EV_HELLO, pid=os.getpid(), protocol=P.PROTOCOL_VERSION))
+    threading.Thread(target=worker.read_requests, args=(sys.stdin.buffer,), daemon=True).start()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    worker.load()
+    worker.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

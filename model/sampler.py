@@ -95,11 +95,12 @@ def denoise(
     device = model.device
     vocab_size = model.config.text_config.vocab_size
     pinned = pinned or {}
-    if initial_canvas is None:
-        current = torch.randint(0, vocab_size, (1, canvas_length), device=device, generator=generator)
-    else:
+    # Noise is drawn even when an initial canvas is given, as generate() does, so that both consume
+    # the generator identically.
+    current = torch.randint(0, vocab_size, (1, canvas_length), device=device, generator=generator)  # [1, C]
+    if initial_canvas is not None:
         assert len(initial_canvas) == canvas_length, (len(initial_canvas), canvas_length)
-        current = torch.tensor([initial_canvas], dtype=torch.long, device=device)  # [1, C]
+        current = torch.tensor([initial_canvas], dtype=torch.long, device=device)
     for pos, token in pinned.items():
         current[0, pos] = token
     mask_mapping, positions = _decoder_inputs(model, cache, current)

@@ -1,0 +1,26 @@
+"""Shared fixtures: a tiny random DiffusionGemma checkpoint made on the fly (unit tests only)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def stdlib_texts(limit: int = 60) -> list[str]:
+    files = sorted(glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "*.py")))[:limit]
+    return [Path(f).read_text(errors="ignore") for f in files]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    from diffgem_model.checkpoint import make_random_checkpoint
+
+    return make_random_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt", stdlib_texts(), seed=0)

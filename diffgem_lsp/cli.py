@@ -1,0 +1,74 @@
+"""Command line: `diffgem-lsp` (stdio), `--tcp PORT` (127.0.0.1 only), `--version`, `--log-file`, `--check`.
+
+Stdout belongs to the LSP stream in stdio mode, so logs go to stderr or the log file, never stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from . import __version__
+
+
+def _configure_logging(log_file: str | None, level: str) -> None:
+    handler: logging.Handler = (
+        logging.FileHandler(log_file, encoding="utf-8") if log_file else logging.StreamHandler(sys.stderr)
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("diffgem").setLevel(level.upper())
+
+
+async def _check(model_path: str) -> int:
+    """Load the model once through a real worker and print a one-line health report (for :checkhealth)."""
+    from .settings import Settings
+    from .worker_client import WorkerClient, WorkerError
+
+    client = WorkerClient(Settings(model_path=model_path))
+    await client.start()
+    try:
+        await client.wait_ready(timeout=300)
+        status = await client.status()
+        print(json.dumps({"ok": True, "version": __version__, "model": status.get("model")}))
+        return 0
+    except WorkerError as exc:
+        print(json.dumps({"ok": False, "version": __version__, "error": str(exc)}))
+        return 1
+    finally:
+        await client.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="diffgem-lsp", description="Language server: code completions from a diffusion model."
+    )
+    parser.add_argument("--version", action="version", version=f"diffgem-lsp {__version__}")
+    parser.add_argument("--stdio", action="store_true", help="speak LSP over stdin/stdout (default)")
+    parser.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT instead of stdio")
+    parser.add_argument("--log-file", help="write the log here instead of stderr")
+    parser.add_argument("--log-level", default="info", choices=["error", "warning", "info", "debug"])
+    parser.add_argument("--check", action="store_true", help="load the model once, print a health line, exit")
+    parser.add_argument("--model-path", default="", help="with --check: checkpoint to load")
+    args = parser.parse_args(argv)
+    _configure_logging(args.log_file, args.log_level)
+    if args.check:
+        return asyncio.run(_check(args.model_path))
+
+    from .server import create_server
+
+    server = create_server()
+    if args.tcp is not None:
+        server.start_tcp("127.0.0.1", args.tcp)
+    else:
+        server.start_io()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""A minimal LSP client that drives `diffgem-lsp` the way an editor does (used by the demo and `make bench`).
+
+It starts the real server as a subprocess over stdio; nothing here imports torch or the server itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+HOLE = "⟨⟩"
+
+
+@dataclass(frozen=True)
+class Hole:
+    """A file with one hole marker, split into text (marker removed) and the cursor position (UTF-16)."""
+
+    text: str
+    line: int
+    character: int
+
+    @classmethod
+    def from_marked(cls, marked: str, marker: str = HOLE) -> Hole:
+        offset = marked.index(marker)
+        before = marked[:offset]
+        line = before.count("\n")
+        column_text = before[before.rfind("\n") + 1 :]
+        character = len(column_text.encode("utf-16-le")) // 2
+        return cls(text=marked.replace(marker, "", 1), line=line, character=character)
+
+
+def language_of(path: str) -> str:
+    suffix = path.rsplit(".", 1)[-1]
+    return {"py": "python", "js": "javascript", "ts": "typescript", "go": "go", "rs": "rust"}.get(suffix, "plaintext")
+
+
+class EditorSession:
+    """One server process, initialised with inline completion and code-action resolve support."""
+
+    def __init__(self, options: dict[str, Any] | None = None, server_command: list[str] | None = None):
+        self.options = options or {}
+        self.command = server_command or [sys.executable, "-m", "diffgem_lsp"]
+        self.client = LanguageClient("diffgem-demo", "0.1")
+        self.status: list[dict[str, Any]] = []
+        self.versions: dict[str, int] = {}
+
+        @self.client.feature("diffgem/status")
+        def _status(params: Any) -> None:
+            self.status.append(params if isinstance(params, dict) else getattr(params, "__dict__", {}))
+
+    async def start(self) -> None:
+        await self.client.start_io(*self.command)
+        await self.client.initialize_async(
+            types.InitializeParams(
+                capabilities=types.ClientCapabilities(
+                    text_document=types.TextDocumentClientCapabilities(
+                        inline_completion=types.InlineCompletionClientCapabilities(),
+                        code_action=types.CodeActionClientCapabilities(
+                            resolve_support=types.ClientCodeActionResolveOptions(properties=["edit"])
+                        ),
+                    )
+                ),
+                initialization_options=self.options,
+            )
+        )
+        self.client.initialized(types.InitializedParams())
+
+    async def wait_ready(self, timeout: float = 300) -> float:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < timeout:
+            status = await self.client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command="diffgem.status")
+            )
+            state = status.get("state") if isinstance(status, dict) else getattr(status, "state", None)
+            if state in ("ready", "generating"):
+                return time.perf_counter() - t0
+            if state == "error":
+                raise RuntimeError(f"model failed to load: {status}")
+            await asyncio.sleep(0.1)
+        raise TimeoutError("model did not load")
+
+    def open(self, uri: str, text: str, language: str) -> None:
+        self.versions[uri] = 1
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
+            )
+        )
+
+    def change(self, uri: str, text: str) -> None:
+        self.versions[uri] += 1
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=self.versions[uri]),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+            )
+        )
+
+    async def inline(self, uri: str, line: int, character: int, automatic: bool = False) -> list[types.InlineCompletionItem]:
+        kind = types.InlineCompletionTriggerKind.Automatic if automatic else types.InlineCompletionTriggerKind.Invoked
+        result = await self.client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=line, character=character),
+                context=types.InlineCompletionContext(trigger_kind=kind),
+            )
+        )
+        if result is None:
+            return []
+        return list(result.items if isinstance(result, types.InlineCompletionList) else result)
+
+    async def rewrite(self, uri: str, start: tuple[int, int], end: tuple[int, int]) -> types.CodeAction | None:
+        rng = types.Range(start=types.Position(*start), end=types.Position(*end))
+        actions = await self.client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=rng,
+                context=types.CodeActionContext(diagnostics=[]),
+            )
+        )
+        for action in actions or []:
+            if isinstance(action, types.CodeAction) and action.kind == types.CodeActionKind.RefactorRewrite:
+                return await self.client.code_action_resolve_async(action)
+        return None
+
+    async def worker_status(self) -> dict[str, Any]:
+        return await self.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="diffgem.status")
+        )
+
+    async def stop(self) -> None:
+        try:
+            await asyncio.wait_for(self.client.shutdown_async(None), 10)
+            self.client.exit(None)
+        finally:
+            await self.client.stop()
+
+
+def apply_edits(text: str, edits: list[types.TextEdit]) -> str:
+    """Apply LSP text edits (UTF-16 positions) to text, last edit first."""
+    lines = text.split("\n")
+
+    def offset(pos: types.Position) -> int:
+        before = sum(len(line) + 1 for line in lines[: pos.line])
+        line = lines[pos.line] if pos.line < len(lines) else ""
+        units = line.encode("utf-16-le")[: pos.character * 2].decode("utf-16-le")
+        return before + len(units)
+
+    for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
+        text = text[: offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end) :]
+    return text

@@ -1,0 +1,1 @@
+"""LSP feature handlers, one module per method family; each exposes `register(server)`."""

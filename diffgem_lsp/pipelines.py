@@ -1,0 +1,154 @@
+"""The two model-backed pipelines the features share: infill at a cursor, and rewrite of a selection.
+
+Document text + position -> canvas (pure) -> worker -> post-processing (pure) -> plain results. No LSP
+types are built here (see results.py); errors for the client are raised as pygls JSON-RPC exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from pygls.exceptions import JsonRpcContentModified, JsonRpcInternalError, JsonRpcInvalidParams
+
+from . import canvas as C
+from .protocol import GenerateRequest, GenerationResult, SamplerParams
+from .server import DiffgemServer
+from .worker_client import WorkerError
+
+log = logging.getLogger("diffgem.pipelines")
+
+# JSON-RPC code for "request failed" (LSP 3.17): the model is unavailable or crashed.
+REQUEST_FAILED = -32803
+
+
+class ModelUnavailable(JsonRpcInternalError):
+    code = REQUEST_FAILED
+
+
+@dataclass(frozen=True)
+class Infill:
+    insert_text: str
+    line: int
+    start_character: int  # in the client's position encoding
+    end_character: int  # == start unless the item replaces text after the cursor on this line
+    result: GenerationResult
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    edits: list[C.TextEditData]
+    version: int | None
+    result: GenerationResult
+
+
+def _sampler(ls: DiffgemServer, automatic: bool) -> SamplerParams:
+    s = ls.settings
+    return SamplerParams(
+        rule=s.sampler,
+        max_steps=s.automatic_steps if automatic else s.invoked_steps,
+        confidence_threshold=s.confidence_threshold,
+        early_stop=s.early_stop,
+    )
+
+
+def _to_position(ls: DiffgemServer, text: str, line: int, character: int) -> C.Position:
+    """Client position -> canvas Position (UTF-16), with a clear InvalidParams error past the end."""
+    try:
+        return C.to_utf16_position(text, C.Position(line, character), ls.workspace.position_encoding)
+    except C.PositionError as exc:
+        raise JsonRpcInvalidParams(str(exc)) from exc
+
+
+def _from_character(ls: DiffgemServer, text: str, line: int, utf16_character: int) -> int:
+    return C.from_utf16_position(text, C.Position(line, utf16_character), ls.workspace.position_encoding).character
+
+
+async def _generate(ls: DiffgemServer, request: GenerateRequest, what: str) -> GenerationResult:
+    t0 = time.perf_counter()
+    try:
+        result = await ls.worker.generate(request)
+    except WorkerError as exc:
+        log.error("%s failed: %s", what, exc)
+        raise ModelUnavailable(f"diffgem: {exc}") from exc
+    log.info(
+        "%s: %d tokens, %d forwards, %.0f ms (encode %.0f ms, %d/%d prompt tokens reused)",
+        what, result.tokens, result.forwards, (time.perf_counter() - t0) * 1000,
+        result.encode_ms, result.reused_tokens, result.reused_tokens + result.encoded_tokens,
+    )
+    return result
+
+
+async def infill(
+    ls: DiffgemServer, uri: str, line: int, character: int, *, automatic: bool, prefix_extra: str = ""
+) -> Infill | None:
+    """Ghost text for the cursor, or None when there is nothing worth showing."""
+    doc = ls.document(uri)
+    if (reason := ls.too_big_or_binary(doc)) is not None:
+        log.info("no suggestion for %s: %s", uri, reason)
+        return None
+    text, version = doc.source, doc.version
+    position = _to_position(ls, text, line, character)
+    if automatic and ls.settings.debounce_ms:
+        await asyncio.sleep(ls.settings.debounce_ms / 1000)
+        if doc.version != version:  # the user kept typing: a newer request is coming
+            return None
+    canvas = C.build_infill_canvas(text, doc.language_id or "", position)
+    if canvas is None:
+        return None
+    request = GenerateRequest(
+        id=0,
+        prefix=canvas.prefix + prefix_extra,
+        suffix=canvas.suffix,
+        max_tokens=canvas.max_tokens,
+        sampler=_sampler(ls, automatic),
+        seed=ls.settings.seed,
+    )
+    result = await _generate(ls, request, f"infill {canvas.hole_kind}")
+    if doc.version != version:
+        return None
+    processed = C.postprocess_infill(canvas, prefix_extra + result.text if prefix_extra else result.text)
+    if processed is None:
+        return None
+    insert_text = processed.insert_text
+    start = _from_character(ls, text, position.line, position.character)
+    end = _from_character(ls, text, position.line, processed.replace_end_character)
+    return Infill(insert_text=insert_text, line=position.line, start_character=start, end_character=end, result=result)
+
+
+async def rewrite(ls: DiffgemServer, uri: str, start: tuple[int, int], end: tuple[int, int], version: int | None) -> Rewrite | None:
+    """A minimal edit that rewrites the selection (expanded to whole syntax nodes), or None."""
+    doc = ls.document(uri)
+    if version is not None and doc.version is not None and doc.version != version:
+        raise JsonRpcContentModified("document changed since the code action was listed")
+    if (reason := ls.too_big_or_binary(doc)) is not None:
+        raise JsonRpcInvalidParams(f"diffgem: cannot rewrite: {reason}")
+    text = doc.source
+    start_pos = _to_position(ls, text, *start)
+    end_pos = _to_position(ls, text, *end)
+    canvas = C.build_edit_canvas(text, doc.language_id or "", start_pos, end_pos)
+    request = GenerateRequest(
+        id=0,
+        prefix=canvas.prefix,
+        suffix=canvas.suffix,
+        old_text=canvas.original,
+        max_tokens=max(32, int(len(canvas.original) / 2)),
+        sampler=_sampler(ls, automatic=False),
+        seed=ls.settings.seed,
+    )
+    result = await _generate(ls, request, "rewrite")
+    new_text = C.postprocess_edit(canvas, result.text)
+    if new_text is None or new_text == canvas.original:
+        return None
+    edits = C.minimal_edits(canvas.original, new_text, canvas.start)
+    converted = [
+        C.TextEditData(
+            start=C.from_utf16_position(text, e.start, ls.workspace.position_encoding),
+            end=C.from_utf16_position(text, e.end, ls.workspace.position_encoding),
+            new_text=e.new_text,
+        )
+        for e in edits
+    ]
+    return Rewrite(edits=converted, version=doc.version, result=result)

@@ -1,0 +1,125 @@
+"""Client options (camelCase, from initializationOptions or didChangeConfiguration) resolved into Settings.
+
+Raw options are untrusted editor input: each bad key or value becomes one problem message and falls back
+to its default; resolving never raises.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_path: str = ""  # "" = the embedded model shipped in diffgem_model/embedded
+    device: str = "auto"
+    automatic_suggestions: bool = True
+    debounce_ms: int = 60
+    automatic_steps: int = 8
+    invoked_steps: int = 24
+    sampler: str = "confidence"
+    confidence_threshold: float = 0.9
+    early_stop: bool = True
+    prompt_cache_mb: int = 256
+    max_file_kb: int = 1024
+    seed: int = 0
+    log_level: str = "info"
+
+    def worker_key(self) -> tuple:
+        """Settings that need a fresh worker when they change."""
+        return (self.model_path, self.device, self.prompt_cache_mb)
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "device": ("auto", "cpu", "cuda"),
+    "sampler": ("confidence", "entropy"),
+    "log_level": ("error", "warning", "info", "debug"),
+}
+RANGES: dict[str, tuple[float, float]] = {
+    "debounce_ms": (0, 2000),
+    "automatic_steps": (1, 256),
+    "invoked_steps": (1, 4096),
+    "confidence_threshold": (0.0, 1.0),
+    "prompt_cache_mb": (0, 65536),
+    "max_file_kb": (1, 1 << 20),
+    "seed": (0, 2**31 - 1),
+}
+
+# One line per setting, for the README table, the VS Code package.json and --help.
+DESCRIPTIONS: dict[str, str] = {
+    "model_path": "Checkpoint directory; empty for the embedded model.",
+    "device": "Where the model runs: auto (CUDA if present), cpu or cuda.",
+    "automatic_suggestions": "Answer as-you-type (automatic) inline completion requests.",
+    "debounce_ms": "Wait this long after a keystroke before asking the model (automatic requests).",
+    "automatic_steps": "Denoising step budget for as-you-type suggestions.",
+    "invoked_steps": "Denoising step budget for invoked completions and code actions.",
+    "sampler": "Parallel-commit rule: confidence (commit every token above the threshold) or entropy.",
+    "confidence_threshold": "Commit threshold of the confidence rule.",
+    "early_stop": "Stop denoising once the canvas is stable and confident.",
+    "prompt_cache_mb": "Memory for encoder caches reused across keystrokes (0 disables).",
+    "max_file_kb": "Files larger than this get no suggestions.",
+    "seed": "Random seed of the sampler.",
+    "log_level": "Server log level.",
+}
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """Return the value as the default's type, or raise ValueError with a message for the user."""
+    kind = type(default)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+    if kind in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number, got {value!r}")
+        if kind is int and float(value) != int(value):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        low, high = RANGES.get(name, (float("-inf"), float("inf")))
+        if not low <= value <= high:
+            raise ValueError(f"expected a value from {low:g} to {high:g}, got {value!r}")
+        return kind(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    if name in CHOICES and value not in CHOICES[name]:
+        raise ValueError(f"expected one of {', '.join(CHOICES[name])}, got {value!r}")
+    return value
+
+
+def resolve_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """Apply raw client options on top of `base` (defaults if None); return settings and problems."""
+    settings = base or Settings()
+    problems: list[str] = []
+    if raw is None:
+        return settings, problems
+    if isinstance(raw, dict) and isinstance(raw.get("diffgem"), dict):
+        raw = raw["diffgem"]  # accept {"diffgem": {...}} as VS Code-style clients send it
+    if not isinstance(raw, dict):
+        return settings, [f"diffgem settings must be an object, got {type(raw).__name__}"]
+    known = {f.name: f for f in fields(Settings)}
+    defaults = Settings()
+    changes: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = snake(key)
+        if name not in known:
+            problems.append(f"unknown setting diffgem.{key!s} (ignored)")
+            continue
+        try:
+            changes[name] = _coerce(name, value, getattr(defaults, name))
+        except ValueError as exc:
+            problems.append(
+                f"setting diffgem.{key}: {exc}; using {getattr(defaults, name)!r}"
+            )
+            changes[name] = getattr(defaults, name)
+    return replace(settings, **changes), problems

@@ -1,0 +1,237 @@
+"""The server's handle on the resident model worker: start it, send requests, route events, restart it.
+
+Runs on the server's asyncio loop; the worker is a child process speaking `protocol`. Nothing here blocks
+the loop, and a dead worker turns into an error for the requests in flight plus a restart in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import protocol as P
+from .settings import Settings
+
+log = logging.getLogger("diffgem.worker_client")
+
+# More crashes than this within CRASH_WINDOW_S stop automatic restarts (no crash loop): the user is told
+# once, and `diffgem.restartWorker` starts it again.
+MAX_CRASHES = 3
+CRASH_WINDOW_S = 60.0
+
+
+class WorkerError(RuntimeError):
+    """The worker could not run a request (crashed, failed to load the model, or refused it)."""
+
+
+class WorkerClient:
+    def __init__(self, settings: Settings, on_state: Callable[[str, str], None] = lambda s, m: None):
+        self.settings = settings
+        self.on_state = on_state  # (state, message) -> status notification / progress
+        self.state = "stopped"
+        self.model = ""
+        self.pid: int | None = None
+        self.error: str | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._ready = asyncio.Event()
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._drafts: dict[int, Callable[[str], None]] = {}
+        self._status_waiters: list[asyncio.Future[dict[str, Any]]] = []
+        self._ids = itertools.count(1)
+        self._crashes: list[float] = []
+        self._tasks: set[asyncio.Task] = set()
+        self._stopping = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._stopping = False
+        self._ready.clear()
+        self.error = None
+        self._set_state("loading", "starting model worker")
+        s = self.settings
+        cmd = [sys.executable, "-m", "diffgem_model.worker", "--device", s.device,
+               "--prompt-cache-mb", str(s.prompt_cache_mb)]
+        if s.model_path:
+            cmd += ["--model", s.model_path]
+        self._proc = await asyncio.create_subprocess_exec(
+            *cmd,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=16 << 20,  # drafts of long canvases are long lines
+        )
+        self.pid = self._proc.pid
+        log.info("worker started pid=%s", self.pid)
+        self._spawn(self._read_events(self._proc))
+        self._spawn(self._read_stderr(self._proc))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        proc, self._proc = self._proc, None
+        if proc is None or proc.returncode is not None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 3)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+        self._fail_pending("model worker stopped")
+        self._set_state("stopped", "model worker stopped")
+
+    async def restart(self, settings: Settings | None = None) -> None:
+        if settings is not None:
+            self.settings = settings
+        self._crashes.clear()
+        await self.stop()
+        await self.start()
+
+    async def wait_ready(self, timeout: float) -> None:
+        if self._proc is None and self.state != "error":
+            await self.start()
+        if self.state == "error" and not self._ready.is_set():
+            raise WorkerError(self.error or "model worker is not running")
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except asyncio.TimeoutError as exc:
+            raise WorkerError(f"model still loading after {timeout:.0f} s") from exc
+        if self.state == "error":
+            raise WorkerError(self.error or "model unavailable")
+
+    # -- requests ------------------------------------------------------------------------------
+    async def generate(
+        self, request: P.GenerateRequest, on_draft: Callable[[str], None] | None = None
+    ) -> P.GenerationResult:
+        """Run one generation. Cancelling the awaiting task cancels the generation in the worker."""
+        await self.wait_ready(timeout=120)
+        request_id = next(self._ids)
+        message = {**request.to_message(), "id": request_id}
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        if on_draft is not None:
+            self._drafts[request_id] = on_draft
+        try:
+            self._send(message)
+            self._set_state("generating", "")
+            event = await future
+        except asyncio.CancelledError:
+            self._send_quietly(P.request(P.OP_CANCEL, id=request_id))
+            raise
+        finally:
+            self._pending.pop(request_id, None)
+            self._drafts.pop(request_id, None)
+            if not self._pending and self.state == "generating":
+                self._set_state("ready", self.model)
+        if event["event"] == P.EV_CANCELLED:
+            raise asyncio.CancelledError()
+        if event["event"] == P.EV_ERROR:
+            raise WorkerError(event.get("message") or "generation failed")
+        return P.GenerationResult(**event["result"])
+
+    async def status(self, timeout: float = 5.0) -> dict[str, Any]:
+        if self._proc is None or self._proc.returncode is not None:
+            return {"state": self.state, "pid": None, "model": self.model, "error": self.error}
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._status_waiters.append(future)
+        self._send(P.request(P.OP_STATUS))
+        return await asyncio.wait_for(future, timeout)
+
+    # -- internals -----------------------------------------------------------------------------
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.returncode is not None:
+            raise WorkerError("model worker is not running")
+        proc.stdin.write(P.encode(message))
+
+    def _send_quietly(self, message: dict[str, Any]) -> None:
+        try:
+            self._send(message)
+        except (WorkerError, ConnectionError, RuntimeError):
+            pass
+
+    def _set_state(self, state: str, message: str) -> None:
+        self.state = state
+        self.on_state(state, message)
+
+    def _fail_pending(self, reason: str) -> None:
+        for future in list(self._pending.values()):
+            if not future.done():
+                future.set_result(P.event(P.EV_ERROR, message=reason))
+        for waiter in self._status_waiters:
+            if not waiter.done():
+                waiter.set_exception(WorkerError(reason))
+        self._status_waiters.clear()
+
+    async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        async for line in proc.stderr:
+            text = line.decode(errors="replace").rstrip()
+            if text:
+                log.debug("worker: %s", text)
+
+    async def _read_events(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for line in proc.stdout:
+            try:
+                message = P.decode(line)
+            except P.ProtocolError as exc:
+                log.warning("worker sent a bad line: %s", exc)
+                continue
+            self._on_event(message)
+        code = await proc.wait()
+        if proc is self._proc and not self._stopping:
+            self._on_crash(code)
+
+    def _on_event(self, message: dict[str, Any]) -> None:
+        name = message.get("event")
+        if name == P.EV_READY:
+            self.model = message.get("model", "")
+            self._ready.set()
+            self._set_state("ready", self.model)
+        elif name == P.EV_LOAD_FAILED:
+            self.error = message.get("message", "model could not be loaded")
+            self._set_state("error", self.error)
+            self._ready.set()
+        elif name in (P.EV_RESULT, P.EV_ERROR, P.EV_CANCELLED):
+            future = self._pending.get(message.get("id"))  # type: ignore[arg-type]
+            if future is not None and not future.done():
+                future.set_result(message)
+            elif name == P.EV_ERROR and message.get("id") is None:
+                log.warning("worker: %s", message.get("message"))
+        elif name == P.EV_DRAFT:
+            callback = self._drafts.get(message.get("id"))  # type: ignore[arg-type]
+            if callback is not None:
+                callback(message.get("text", ""))
+        elif name == P.EV_STATUS:
+            if self._status_waiters:
+                waiter = self._status_waiters.pop(0)
+                if not waiter.done():
+                    waiter.set_result(message)
+        elif name == P.EV_HELLO:
+            if message.get("protocol") != P.PROTOCOL_VERSION:
+                log.error("worker speaks protocol %s", message.get("protocol"))
+
+    def _on_crash(self, code: int | None) -> None:
+        now = time.monotonic()
+        self._crashes = [t for t in self._crashes if now - t < CRASH_WINDOW_S] + [now]
+        reason = f"model worker exited (code {code})"
+        log.error("%s; %d request(s) failed", reason, len(self._pending))
+        self._fail_pending(reason + " during the request; it is restarting")
+        self._proc = None
+        self._ready.clear()
+        if len(self._crashes) > MAX_CRASHES:
+            self.error = f"{reason}; it crashed {len(self._crashes)} times in a minute, not restarting"
+            self._set_state("error", self.error)
+            return
+        self._spawn(self.start())

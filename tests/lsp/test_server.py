@@ -1,0 +1,291 @@
+"""End-to-end over LSP: the real server, the real worker, the real embedded checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pytest_lsp import LanguageClient
+
+from diffgem_lsp import canvas as C
+from diffgem_lsp.editor_client import Hole, apply_edits
+
+from .conftest import TEST_OPTIONS
+
+FIB = Hole.from_marked(
+    'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    if n < 2:\n        return n\n'
+    "    return ⟨⟩\n\n\nprint(fibonacci(10))\n"
+)
+# Inside a string almost any text parses, so even a weak model's fill survives post-processing.
+GREETING = Hole.from_marked('def greet(name):\n    message = "Hello, ⟨⟩"\n    return message\n')
+UNICODE = Hole.from_marked('# café 中文 😀\nlabel = "naïve 😀 ⟨⟩"\nprint(label)\n')
+
+
+def open_doc(client: LanguageClient, uri: str, text: str, language: str = "python", version: int = 1) -> None:
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id=language, version=version, text=text)
+        )
+    )
+
+
+async def status(client: LanguageClient) -> dict:
+    return await client.workspace_execute_command_async(types.ExecuteCommandParams(command="diffgem.status"))
+
+
+async def wait_ready(client: LanguageClient, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = await status(client)
+        if current.get("state") == "ready" and current.get("busy") is None:
+            return current
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"worker not ready: {current}")
+
+
+def inline_params(uri: str, hole: Hole, automatic: bool = False) -> types.InlineCompletionParams:
+    kind = types.InlineCompletionTriggerKind.Automatic if automatic else types.InlineCompletionTriggerKind.Invoked
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line=hole.line, character=hole.character),
+        context=types.InlineCompletionContext(trigger_kind=kind),
+    )
+
+
+def expected_fill(hole: Hole, steps: int = TEST_OPTIONS["invokedSteps"]) -> C.InfillResult | None:
+    """What the server must answer: the same canvas, the same engine call, the same post-processing."""
+    from diffgem_model.engine import Engine, GenerateParams
+    from diffgem_model.sampler import SamplerSettings
+
+    canvas = C.build_infill_canvas(hole.text, "python", C.Position(hole.line, hole.character))
+    assert canvas is not None
+    engine = Engine.load(device="cpu", prompt_cache_mb=0)
+    gen = engine.generate(
+        GenerateParams(
+            prefix=canvas.prefix, suffix=canvas.suffix, max_tokens=canvas.max_tokens, seed=0,
+            sampler=SamplerSettings(rule="confidence", max_steps=steps, confidence_threshold=0.9),
+        )
+    )
+    return C.postprocess_infill(canvas, gen.text)
+
+
+async def test_initialize_advertises_capabilities(client: LanguageClient):
+    caps = client.protocol.server_capabilities
+    assert caps.inline_completion_provider is not None
+    assert caps.completion_provider is not None
+    assert isinstance(caps.code_action_provider, types.CodeActionOptions)
+    assert caps.code_action_provider.resolve_provider is True
+    assert types.CodeActionKind.RefactorRewrite in caps.code_action_provider.code_action_kinds
+    assert caps.text_document_sync.change == types.TextDocumentSyncKind.Incremental
+    commands = set(caps.execute_command_provider.commands)
+    assert {"diffgem.restartWorker", "diffgem.status", "diffgem.applyRewrite"} <= commands
+    ready = await wait_ready(client)
+    assert "embedded" in ready["model"]
+    states = [e.state if hasattr(e, "state") else e["state"] for e in client.status_events]
+    assert states[0] == "loading" and "ready" in states
+
+
+@pytest.mark.parametrize("hole", [FIB, GREETING], ids=["fibonacci", "string"])
+async def test_inline_completion_returns_the_models_fill(client: LanguageClient, hole: Hole):
+    uri = "file:///tmp/hole.py"
+    open_doc(client, uri, hole.text)
+    await wait_ready(client)
+    result = await client.text_document_inline_completion_async(inline_params(uri, hole))
+    expected = expected_fill(hole)
+    if expected is None:
+        assert result.items == []
+        return
+    [item] = result.items
+    assert item.insert_text == expected.insert_text
+    assert item.range.start == types.Position(line=hole.line, character=hole.character)
+    assert item.range.start.line == item.range.end.line
+
+
+async def test_completion_fallback_uses_the_same_infill(client: LanguageClient):
+    uri = "file:///tmp/greet.py"
+    open_doc(client, uri, GREETING.text)
+    await wait_ready(client)
+    inline = await client.text_document_inline_completion_async(inline_params(uri, GREETING))
+    completion = await client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=GREETING.line, character=GREETING.character),
+        )
+    )
+    assert completion.is_incomplete is True
+    if not inline.items:
+        assert completion.items == []
+        return
+    [item] = completion.items
+    assert item.text_edit.new_text == inline.items[0].insert_text
+    assert item.text_edit.range.start == types.Position(line=GREETING.line, character=GREETING.character)
+
+
+async def test_code_action_listing_is_instant_and_resolve_applies_cleanly(client: LanguageClient):
+    text = (
+        "def average(values):\n    total = 0\n    count = 0\n    for i in range(0, len(values)):\n"
+        "        total = total + values[i]\n        count = count + 1\n    return total / count\n"
+    )
+    uri = "file:///tmp/average.py"
+    open_doc(client, uri, text)
+    before = await wait_ready(client)
+    rng = types.Range(start=types.Position(line=1, character=4), end=types.Position(line=5, character=21))
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), range=rng,
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    [action] = actions
+    assert action.title == "Rewrite selection" and action.kind == types.CodeActionKind.RefactorRewrite
+    assert action.edit is None
+    after_listing = await status(client)
+    assert after_listing["cache_lookups"] == before["cache_lookups"]  # listing asked the model nothing
+    resolved = await client.code_action_resolve_async(action)
+    after_resolve = await status(client)
+    assert after_resolve["cache_lookups"] == before["cache_lookups"] + 1
+    if resolved.edit is None:
+        assert resolved.disabled is not None and resolved.disabled.reason
+        return
+    [change] = resolved.edit.document_changes
+    assert change.text_document.version == 1
+    new_text = apply_edits(text, change.edits)
+    assert new_text.startswith("def average(values):\n")
+    assert new_text.endswith("    return total / count\n")
+    for edit in change.edits:  # edits stay inside the (expanded) selection
+        assert 1 <= edit.range.start.line and edit.range.end.line <= 6
+
+
+async def test_cancelled_generation_frees_the_worker_within_a_second(client: LanguageClient):
+    uri = "file:///tmp/cancel.py"
+    open_doc(client, uri, FIB.text)
+    await wait_ready(client)
+    # A long generation: thousands of steps with the early stop off.
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={"diffgem": {"invokedSteps": 4000, "earlyStop": False, "sampler": "entropy"}}
+        )
+    )
+    future = client.protocol.send_request_async(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, FIB), msg_id="long-one"
+    )
+    deadline = time.monotonic() + 30
+    while (await status(client)).get("busy") is None:
+        assert time.monotonic() < deadline, "generation never started"
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="long-one"))
+    cancelled_at = time.monotonic()
+    with pytest.raises(JsonRpcException) as error:
+        await future
+    assert error.value.code == types.LSPErrorCodes.RequestCancelled
+    while (await status(client)).get("busy") is not None:
+        await asyncio.sleep(0.02)
+    assert time.monotonic() - cancelled_at < 1.0
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"diffgem": {**TEST_OPTIONS, "earlyStop": True, "sampler": "confidence"}})
+    )
+    result = await client.text_document_inline_completion_async(inline_params(uri, GREETING))
+    assert result is not None
+
+
+async def test_worker_crash_gives_an_error_then_recovers(client: LanguageClient):
+    uri = "file:///tmp/crash.py"
+    open_doc(client, uri, FIB.text)
+    first = await wait_ready(client)
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"diffgem": {"invokedSteps": 4000, "earlyStop": False, "sampler": "entropy"}})
+    )
+    future = client.text_document_inline_completion_async(inline_params(uri, FIB))
+    while (await status(client)).get("busy") is None:
+        await asyncio.sleep(0.02)
+    os.kill(first["pid"], signal.SIGKILL)
+    with pytest.raises(JsonRpcException) as error:
+        await future
+    assert "exited" in str(error.value)
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"diffgem": {**TEST_OPTIONS, "earlyStop": True, "sampler": "confidence"}})
+    )
+    second = await wait_ready(client)
+    assert second["pid"] != first["pid"]
+    result = await client.text_document_inline_completion_async(inline_params(uri, GREETING))
+    assert result is not None
+
+
+async def test_position_past_end_is_an_error_not_a_crash(client: LanguageClient):
+    uri = "file:///tmp/short.py"
+    open_doc(client, uri, "x = 1\n")
+    await wait_ready(client)
+    past = inline_params(uri, Hole(text="", line=40, character=0))
+    with pytest.raises(JsonRpcException) as error:
+        await client.text_document_inline_completion_async(past)
+    assert error.value.code == -32602  # InvalidParams
+    with pytest.raises(JsonRpcException):
+        await client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri="file:///never/opened.py"),
+                position=types.Position(line=0, character=0),
+                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+            )
+        )
+    assert (await status(client))["state"] == "ready"  # still serving
+
+
+async def test_non_ascii_positions_are_utf16(client: LanguageClient):
+    uri = "file:///tmp/unicode.py"
+    open_doc(client, uri, UNICODE.text)
+    await wait_ready(client)
+    # The cursor sits after "naïve 😀 ": 😀 is two UTF-16 code units, so the column is 18, not 17.
+    assert UNICODE.character == len('label = "naïve 😀 '.encode("utf-16-le")) // 2 == 18
+    result = await client.text_document_inline_completion_async(inline_params(uri, UNICODE))
+    expected = expected_fill(UNICODE)
+    if expected is None:
+        assert result.items == []
+        return
+    [item] = result.items
+    assert item.range.start == types.Position(line=1, character=18)
+    assert item.insert_text == expected.insert_text
+
+
+async def test_huge_and_binary_files_get_no_suggestion(client: LanguageClient):
+    await wait_ready(client)
+    open_doc(client, "file:///tmp/huge.py", "x = 1\n" * 300_000)
+    open_doc(client, "file:///tmp/blob.py", "abc\x00def\n")
+    for uri in ("file:///tmp/huge.py", "file:///tmp/blob.py"):
+        result = await client.text_document_inline_completion_async(
+            inline_params(uri, Hole(text="", line=0, character=3))
+        )
+        assert result.items == []
+
+
+async def test_bad_settings_give_one_message_and_defaults(client: LanguageClient):
+    await wait_ready(client)
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"diffgem": {"invokedStep": 3, "debounceMs": "fast"}})
+    )
+    deadline = time.monotonic() + 5
+    while len(client.messages) < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    texts = [m.message for m in client.messages]
+    assert any("unknown setting diffgem.invokedStep" in t for t in texts)
+    assert any("diffgem.debounceMs" in t and "using 60" in t for t in texts)
+    assert (await status(client))["state"] == "ready"
+
+
+def test_lsp_process_never_imports_torch():
+    code = (
+        "import sys\n"
+        "import diffgem_lsp.cli, diffgem_lsp.server, diffgem_lsp.pipelines, diffgem_lsp.editor_client\n"
+        "from diffgem_lsp.server import create_server\n"
+        "create_server()\n"
+        "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'transformers', 'diffgem_model')))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

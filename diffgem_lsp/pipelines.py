@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from pygls.exceptions import JsonRpcContentModified, JsonRpcInternalError, JsonRpcInvalidParams
 
@@ -66,10 +67,14 @@ def _from_character(ls: DiffgemServer, text: str, line: int, utf16_character: in
     return C.from_utf16_position(text, C.Position(line, utf16_character), ls.workspace.position_encoding).character
 
 
-async def _generate(ls: DiffgemServer, request: GenerateRequest, what: str) -> GenerationResult:
+async def _generate(
+    ls: DiffgemServer, request: GenerateRequest, what: str, on_draft: Callable[[str], None] | None = None
+) -> GenerationResult:
     t0 = time.perf_counter()
+    if on_draft is not None:
+        request = replace(request, stream=True)
     try:
-        result = await ls.worker.generate(request)
+        result = await ls.worker.generate(request, on_draft=on_draft)
     except WorkerError as exc:
         log.error("%s failed: %s", what, exc)
         raise ModelUnavailable(f"diffgem: {exc}") from exc
@@ -82,7 +87,14 @@ async def _generate(ls: DiffgemServer, request: GenerateRequest, what: str) -> G
 
 
 async def infill(
-    ls: DiffgemServer, uri: str, line: int, character: int, *, automatic: bool, prefix_extra: str = ""
+    ls: DiffgemServer,
+    uri: str,
+    line: int,
+    character: int,
+    *,
+    automatic: bool,
+    prefix_extra: str = "",
+    on_draft: Callable[[str], None] | None = None,
 ) -> Infill | None:
     """Ghost text for the cursor, or None when there is nothing worth showing."""
     doc = ls.document(uri)
@@ -106,7 +118,7 @@ async def infill(
         sampler=_sampler(ls, automatic),
         seed=ls.settings.seed,
     )
-    result = await _generate(ls, request, f"infill {canvas.hole_kind}")
+    result = await _generate(ls, request, f"infill {canvas.hole_kind}", on_draft)
     if doc.version != version:
         return None
     processed = C.postprocess_infill(canvas, prefix_extra + result.text if prefix_extra else result.text)

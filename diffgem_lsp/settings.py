@@ -22,6 +22,7 @@ class Settings:
     sampler: str = "confidence"
     confidence_threshold: float = 0.9
     early_stop: bool = True
+    stream_drafts: bool = False
     prompt_cache_mb: int = 256
     max_file_kb: int = 1024
     seed: int = 0
@@ -41,7 +42,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "debounce_ms": (0, 2000),
     "automatic_steps": (1, 256),
     "invoked_steps": (1, 4096),
-    "confidence_threshold": (0.0, 1.0),
+    "confidence_threshold": (0.0, 2.0),
     "prompt_cache_mb": (0, 65536),
     "max_file_kb": (1, 1 << 20),
     "seed": (0, 2**31 - 1),
@@ -56,8 +57,9 @@ DESCRIPTIONS: dict[str, str] = {
     "automatic_steps": "Denoising step budget for as-you-type suggestions.",
     "invoked_steps": "Denoising step budget for invoked completions and code actions.",
     "sampler": "Parallel-commit rule: confidence (commit every token above the threshold) or entropy.",
-    "confidence_threshold": "Commit threshold of the confidence rule.",
+    "confidence_threshold": "Commit threshold of the confidence rule; above 1 commits one token per step (slowest).",
     "early_stop": "Stop denoising once the canvas is stable and confident.",
+    "stream_drafts": "Send each intermediate canvas as a diffgem/draft notification (and $/progress when the request has a workDoneToken).",
     "prompt_cache_mb": "Memory for encoder caches reused across keystrokes (0 disables).",
     "max_file_kb": "Files larger than this get no suggestions.",
     "seed": "Random seed of the sampler.",

@@ -16,7 +16,7 @@ from . import EMBEDDED_CHECKPOINT
 from .checkpoint import LoadedCheckpoint, load_checkpoint
 from .layouts import LAYOUTS, Prompt
 from .prompt_cache import PromptCache, crop_to
-from .sampler import SamplerSettings, denoise
+from .sampler import SamplerSettings, choose_length, denoise
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,8 @@ class Engine:
         t0 = time.perf_counter()
         cache, stats = self.prompt_cache.encode(prompt.ids)
         encode_ms = (time.perf_counter() - t0) * 1000
+        if self.layout != "fim" and params.old_text is None:
+            prompt = self._with_chosen_length(prompt, cache, params, generator)
         produced: list[int] = []
         forwards = canvases = 0
         confidences: list[float] = []
@@ -161,6 +163,22 @@ class Engine:
         if steps is not None:
             sampler = replace(sampler, max_steps=steps)
         return self.generate(GenerateParams(prefix=prefix, suffix=suffix, sampler=sampler, seed=seed))
+
+    def _with_chosen_length(self, prompt: Prompt, cache, params: GenerateParams, generator) -> Prompt:
+        """Without FIM training nothing decides where the middle ends: probe lengths, pin EOS after it."""
+        budget = min(self.canvas_length, max(1, params.max_tokens))
+        candidates = [budget // 8, budget // 4, budget // 2, budget]
+        length = choose_length(
+            self.model, cache, canvas_length=self.canvas_length, candidates=candidates,
+            eos_id=self.eos_ids[0], generator=generator,
+        )
+        pinned = {pos: self.eos_ids[0] for pos in range(length, self.canvas_length)}
+        # Suffix pins (if any) sit at the end of the canvas; keep them just before the EOS run instead.
+        shift = self.canvas_length - length
+        for pos, token in prompt.pinned.items():
+            if pos - shift >= 0:
+                pinned[pos - shift] = token
+        return replace(prompt, pinned=pinned)
 
     def _until_eos(self, canvas: list[int]) -> tuple[list[int], bool]:
         for i, token in enumerate(canvas):

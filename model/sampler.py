@@ -201,3 +201,39 @@ def _settled(committed: torch.Tensor, canvas: torch.Tensor, eos_ids: tuple[int, 
         return False
     first = int(is_eos.nonzero()[0])
     return bool(committed[:first].all())
+
+
+@torch.no_grad()
+def choose_length(
+    model,
+    cache: Cache,
+    *,
+    canvas_length: int,
+    candidates: list[int],
+    eos_id: int,
+    generator: torch.Generator | None = None,
+    length_bonus: float = 0.05,
+) -> int:
+    """Training-free length choice for layouts whose canvas length is not decided by an EOS (CAL, LR-DLLM).
+
+    For each candidate length L, one forward from noise with EOS pinned from L on; the score is the mean
+    log-confidence of the first L positions plus `length_bonus * log(L)` — mean confidence alone favours
+    the shortest canvas, since a few positions are easier to be sure of than many.
+    """
+    vocab_size = model.config.text_config.vocab_size
+    best, best_score = canvas_length, float("-inf")
+    for length in sorted(set(min(max(1, c), canvas_length) for c in candidates)):
+        noise = torch.randint(0, vocab_size, (1, canvas_length), device=model.device, generator=generator)
+        noise[0, length:] = eos_id
+        mask_mapping, positions = _decoder_inputs(model, cache, noise)
+        logits = model(
+            decoder_input_ids=noise,
+            decoder_attention_mask=mask_mapping,
+            past_key_values=cache,
+            decoder_position_ids=positions,
+        ).logits[0, :length]  # [L, V]
+        confidence = torch.log_softmax(logits.float(), dim=-1).max(dim=-1).values  # [L]
+        score = float(confidence.mean()) + length_bonus * float(torch.log(torch.tensor(float(length))))
+        if score > best_score:
+            best, best_score = length, score
+    return best

@@ -33,6 +33,8 @@ class Worker:
         self.requests: queue.Queue[P.GenerateRequest | None] = queue.Queue()
         self.cancelled: set[int] = set()
         self.current: int | None = None
+        self.last: dict[str, Any] | None = None  # figures of the last finished generation (benchmarks)
+        self.totals = {"generations": 0, "forwards": 0, "tokens": 0}
         self._write_lock = threading.Lock()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -74,6 +76,8 @@ class Worker:
             cache_hits=cache.hits if cache else 0,
             cache_lookups=cache.lookups if cache else 0,
             peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            last=self.last,
+            totals=self.totals,
         )
 
     # -- main thread ---------------------------------------------------------------------------
@@ -159,7 +163,11 @@ class Worker:
             encode_ms=gen.encode_ms,
             denoise_ms=gen.denoise_ms,
         )
-        return P.event(P.EV_RESULT, id=req.id, result=asdict(result))
+        self.last = asdict(result)
+        self.totals["generations"] += 1
+        self.totals["forwards"] += gen.forwards
+        self.totals["tokens"] += len(gen.token_ids)
+        return P.event(P.EV_RESULT, id=req.id, result=self.last)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,11 +7,14 @@ one (and with it the worker's denoising), so only the latest keystroke costs mod
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from lsprotocol import types
 
 from .. import pipelines
 from ..server import DiffgemServer
+
+DRAFT_NOTIFICATION = "diffgem/draft"
 
 
 def register(server: DiffgemServer) -> None:
@@ -47,7 +50,10 @@ async def _item(
         # LSP 3.18: with a completion popup item selected, the ghost text must extend that item over
         # the same range — so fill as if the item were already inserted, then prepend it.
         return await _extend_selected(ls, params, selected, automatic)
-    fill = await pipelines.infill(ls, params.text_document.uri, pos.line, pos.character, automatic=automatic)
+    fill = await pipelines.infill(
+        ls, params.text_document.uri, pos.line, pos.character, automatic=automatic,
+        on_draft=_draft_reporter(ls, params),
+    )
     if fill is None:
         return None
     return types.InlineCompletionItem(
@@ -57,6 +63,24 @@ async def _item(
             end=types.Position(line=fill.line, character=fill.end_character),
         ),
     )
+
+
+def _draft_reporter(ls: DiffgemServer, params: types.InlineCompletionParams) -> Callable[[str], None] | None:
+    """Intermediate canvases for clients that show the draft forming (streamDrafts setting)."""
+    token = params.work_done_token
+    if not ls.settings.stream_drafts:
+        return None
+
+    def report(text: str) -> None:
+        ls.protocol.notify(
+            DRAFT_NOTIFICATION,
+            {"uri": params.text_document.uri, "line": params.position.line,
+             "character": params.position.character, "text": text},
+        )
+        if token is not None:
+            ls.work_done_progress.report(token, types.WorkDoneProgressReport(message=text))
+
+    return report
 
 
 async def _extend_selected(

@@ -97,7 +97,7 @@ def register(server: DiffgemServer) -> None:
     async def code_action_resolve(ls: DiffgemServer, action: types.CodeAction) -> types.CodeAction:
         edit = await run_rewrite(ls, action.data)
         if edit is None:
-            action.disabled = types.CodeActionDisabledType(reason="the model kept the selection as it is")
+            action.disabled = types.CodeActionDisabled(reason="the model kept the selection as it is")
         else:
             action.edit = edit
         return action

@@ -36,7 +36,7 @@ async def client(lsp_client: LanguageClient):
     def _status(params):  # the server's worker-state notifications
         lsp_client.status_events.append(params)  # type: ignore[attr-defined]
 
-    await lsp_client.initialize_session(
+    lsp_client.init_result = await lsp_client.initialize_session(  # type: ignore[attr-defined]
         types.InitializeParams(capabilities=capabilities(), initialization_options=TEST_OPTIONS)
     )
     yield

@@ -77,7 +77,7 @@ def expected_fill(hole: Hole, steps: int = TEST_OPTIONS["invokedSteps"]) -> C.In
 
 
 async def test_initialize_advertises_capabilities(client: LanguageClient):
-    caps = client.protocol.server_capabilities
+    caps = client.init_result.capabilities
     assert caps.inline_completion_provider is not None
     assert caps.completion_provider is not None
     assert isinstance(caps.code_action_provider, types.CodeActionOptions)
@@ -100,7 +100,7 @@ async def test_inline_completion_returns_the_models_fill(client: LanguageClient,
     result = await client.text_document_inline_completion_async(inline_params(uri, hole))
     expected = expected_fill(hole)
     if expected is None:
-        assert result.items == []
+        assert not result.items
         return
     [item] = result.items
     assert item.insert_text == expected.insert_text
@@ -121,7 +121,7 @@ async def test_completion_fallback_uses_the_same_infill(client: LanguageClient):
     )
     assert completion.is_incomplete is True
     if not inline.items:
-        assert completion.items == []
+        assert not completion.items
         return
     [item] = completion.items
     assert item.text_edit.new_text == inline.items[0].insert_text
@@ -173,8 +173,10 @@ async def test_cancelled_generation_frees_the_worker_within_a_second(client: Lan
             settings={"diffgem": {"invokedSteps": 4000, "earlyStop": False, "sampler": "entropy"}}
         )
     )
-    future = client.protocol.send_request_async(
-        types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, FIB), msg_id="long-one"
+    future = asyncio.ensure_future(
+        client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, FIB), msg_id="long-one"
+        )
     )
     deadline = time.monotonic() + 30
     while (await status(client)).get("busy") is None:
@@ -203,7 +205,7 @@ async def test_worker_crash_gives_an_error_then_recovers(client: LanguageClient)
     client.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(settings={"diffgem": {"invokedSteps": 4000, "earlyStop": False, "sampler": "entropy"}})
     )
-    future = client.text_document_inline_completion_async(inline_params(uri, FIB))
+    future = asyncio.ensure_future(client.text_document_inline_completion_async(inline_params(uri, FIB)))
     while (await status(client)).get("busy") is None:
         await asyncio.sleep(0.02)
     os.kill(first["pid"], signal.SIGKILL)
@@ -247,7 +249,7 @@ async def test_non_ascii_positions_are_utf16(client: LanguageClient):
     result = await client.text_document_inline_completion_async(inline_params(uri, UNICODE))
     expected = expected_fill(UNICODE)
     if expected is None:
-        assert result.items == []
+        assert not result.items
         return
     [item] = result.items
     assert item.range.start == types.Position(line=1, character=18)
@@ -262,7 +264,7 @@ async def test_huge_and_binary_files_get_no_suggestion(client: LanguageClient):
         result = await client.text_document_inline_completion_async(
             inline_params(uri, Hole(text="", line=0, character=3))
         )
-        assert result.items == []
+        assert not result.items
 
 
 async def test_bad_settings_give_one_message_and_defaults(client: LanguageClient):

@@ -113,7 +113,7 @@ class Engine:
 
                 def draft(ids: list[int], _step: int, done=produced) -> None:
                     if on_draft is not None:
-                        on_draft(self._decode(done + self._until_eos(ids)[0]))
+                        on_draft(self._heal(self._decode(done + self._until_eos(ids)[0]), prompt.healed))
 
                 result = denoise(
                     self.model,
@@ -141,7 +141,7 @@ class Engine:
             if cache.get_seq_length() > len(prompt.ids) and not crop_to(cache, len(prompt.ids)):
                 self.prompt_cache.clear()
         denoise_ms = (time.perf_counter() - t1) * 1000
-        text = self._decode(produced)
+        text = self._heal(self._decode(produced), prompt.healed)
         counted = len(produced) + (1 if finished else 0)
         return Generation(
             text=text,
@@ -185,6 +185,10 @@ class Engine:
             if token in self.eos_ids:
                 return canvas[:i], True
         return canvas, False
+
+    @staticmethod
+    def _heal(text: str, healed: str) -> str:
+        return text[len(healed):] if healed and text.startswith(healed) else text
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)

@@ -20,6 +20,10 @@ class Prompt:
     ids: list[int]  # encoder prompt
     initial_canvas: list[int] | None = None  # decoder's first canvas; None = uniform noise
     pinned: dict[int, int] = field(default_factory=dict)  # canvas position -> token id, never re-drawn
+    # Token healing: text taken off the end of the prefix because byte-level BPE attaches it to the
+    # next word (" foo" is one token, so a prefix ending in " " never occurs in training). The model
+    # writes it back at the start of its fill; the engine removes it from the answer.
+    healed: str = ""
 
 
 def _trim_front(ids: list[int], keep: int) -> list[int]:
@@ -51,6 +55,9 @@ def fim_prompt(
     before it stays valid (ARCHITECTURE.md, "Prompt layouts").
     """
     vocab = tokenizer.get_vocab()
+    healed = ""
+    if old_text is None and prefix.endswith(" "):
+        prefix, healed = prefix[:-1], " "
     suffix_ids = tokenizer(suffix, add_special_tokens=False).input_ids[:max_suffix_tokens]
     prefix_ids = _trim_front(tokenizer(prefix, add_special_tokens=False).input_ids, max_prefix_tokens)
     ids = (
@@ -64,7 +71,7 @@ def fim_prompt(
     if old_text is not None:
         old_ids = tokenizer(old_text, add_special_tokens=False).input_ids
         initial = _pad_canvas(old_ids, canvas_length, tokenizer.eos_token_id)
-    return Prompt(ids=ids, initial_canvas=initial)
+    return Prompt(ids=ids, initial_canvas=initial, healed=healed)
 
 
 CHAT_INSTRUCTION = (

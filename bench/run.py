@@ -23,7 +23,12 @@ from diffgem_lsp.editor_client import EditorSession, language_of
 ROOT = Path(__file__).resolve().parent.parent
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 # Python files of 1-2k tokens from the standard library, and code of our own in another language.
-FILES = [STDLIB / "textwrap.py", STDLIB / "shlex.py", STDLIB / "colorsys.py", ROOT / "bench/corpus/ring_buffer.js"]
+FILES = [
+    STDLIB / "textwrap.py",
+    STDLIB / "shlex.py",
+    STDLIB / "colorsys.py",
+    ROOT / "bench/corpus/ring_buffer.js",
+]
 BASE = {"debounceMs": 0, "seed": 0}
 CONFIGS = {
     "default": {},
@@ -50,7 +55,8 @@ class BenchHole:
 def _content_lines(lines: list[str]) -> list[int]:
     comment = ("#", "//", '"""', "'", '"')
     return [
-        i for i, line in enumerate(lines)
+        i
+        for i, line in enumerate(lines)
         if len(line.strip()) >= 12 and not line.strip().startswith(comment) and i > 5
     ]
 
@@ -73,7 +79,9 @@ def make_holes(path: Path, single: int = 5, multi: int = 2) -> list[BenchHole]:
     for i in openers[:: max(1, len(openers) // multi)][:multi]:
         body_indent = len(lines[i + 1]) - len(lines[i + 1].lstrip())
         j = i + 1
-        while j < len(lines) and (not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) >= body_indent):
+        while j < len(lines) and (
+            not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) >= body_indent
+        ):
             j += 1
         j = min(j, i + 6)
         start, end = offsets[i + 1] + body_indent, offsets[j] - 1
@@ -117,7 +125,9 @@ async def run_config(name: str, options: dict, holes: list[BenchHole]) -> dict:
             session.change(uri, typed + hole.suffix)
             last_line = typed.rsplit("\n", 1)[-1]
             t = time.perf_counter()
-            await session.inline(uri, typed.count("\n"), len(last_line.encode("utf-16-le")) // 2, automatic=True)
+            await session.inline(
+                uri, typed.count("\n"), len(last_line.encode("utf-16-le")) // 2, automatic=True
+            )
             warm.append((time.perf_counter() - t) * 1000)
     status = await session.worker_status()
     supersede = await measure_supersede(session, holes[0])
@@ -132,7 +142,8 @@ async def run_config(name: str, options: dict, holes: list[BenchHole]) -> dict:
         "tokens_per_forward_single_line": statistics.mean(tpf_single) if tpf_single else 0,
         "exact_match_single_line": exact["hits"] / max(exact["total"], 1),
         "exact_match_n": exact["total"],
-        "prompt_cache_hit_rate": status.get("cache_hits", 0) / max(status.get("cache_lookups", 1), 1),
+        "prompt_cache_hit_rate": status.get("cache_hits", 0)
+        / max(status.get("cache_lookups", 1), 1),
         "worker_peak_rss_mb": status.get("peak_rss_mb"),
         "supersede": supersede,
     }
@@ -164,21 +175,40 @@ async def measure_supersede(session: EditorSession, hole: BenchHole) -> dict:
     await second
     last = (await session.worker_status()).get("last") or {}
     step_ms = last.get("denoise_ms", 0) / max(last.get("forwards", 1), 1)
-    return {"first_request_answered_ms": stop_ms, "step_ms": step_ms, "worker_busy_after": status.get("busy")}
+    return {
+        "first_request_answered_ms": stop_ms,
+        "step_ms": step_ms,
+        "worker_busy_after": status.get("busy"),
+    }
 
 
 def markdown(results: dict) -> str:
     d, one, nc = (results["configs"][k] for k in CONFIGS)
     rows = [
-        ("inline latency cold p50 / p95 (ms)", lambda r: f"{r['cold_ms']['p50']:.0f} / {r['cold_ms']['p95']:.0f}"),
-        ("inline latency warm, typing p50 / p95 (ms)", lambda r: f"{r['warm_ms']['p50']:.0f} / {r['warm_ms']['p95']:.0f}"),
+        (
+            "inline latency cold p50 / p95 (ms)",
+            lambda r: f"{r['cold_ms']['p50']:.0f} / {r['cold_ms']['p95']:.0f}",
+        ),
+        (
+            "inline latency warm, typing p50 / p95 (ms)",
+            lambda r: f"{r['warm_ms']['p50']:.0f} / {r['warm_ms']['p95']:.0f}",
+        ),
         ("decoder forwards per request", lambda r: f"{r['forwards_per_request']:.1f}"),
-        ("tokens per forward (all / single-line)", lambda r: f"{r['tokens_per_forward']:.2f} / {r['tokens_per_forward_single_line']:.2f}"),
-        ("exact match, single-line holes", lambda r: f"{100 * r['exact_match_single_line']:.1f}% (n={r['exact_match_n']})"),
+        (
+            "tokens per forward (all / single-line)",
+            lambda r: f"{r['tokens_per_forward']:.2f} / {r['tokens_per_forward_single_line']:.2f}",
+        ),
+        (
+            "exact match, single-line holes",
+            lambda r: f"{100 * r['exact_match_single_line']:.1f}% (n={r['exact_match_n']})",
+        ),
         ("prompt-cache hit rate", lambda r: f"{100 * r['prompt_cache_hit_rate']:.0f}%"),
         ("worker peak RSS (MB)", lambda r: f"{r['worker_peak_rss_mb']:.0f}"),
     ]
-    out = ["| figure | default | (a) one token per forward | (b) no prompt cache |", "|---|---|---|---|"]
+    out = [
+        "| figure | default | (a) one token per forward | (b) no prompt cache |",
+        "|---|---|---|---|",
+    ]
     out += [f"| {label} | {fmt(d)} | {fmt(one)} | {fmt(nc)} |" for label, fmt in rows]
     ratios = results["ratios"]
     out += [
@@ -199,16 +229,22 @@ async def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "bench"))
     args = parser.parse_args()
     holes = [h for f in FILES for h in make_holes(f)]
-    results = {"configs": {}, "holes": len(holes), "single_line_holes": sum(h.kind == "single" for h in holes),
-               "files": [f.name for f in FILES],
-               "machine": f"{platform.processor() or platform.machine()}, Python {platform.python_version()}"}
+    results = {
+        "configs": {},
+        "holes": len(holes),
+        "single_line_holes": sum(h.kind == "single" for h in holes),
+        "files": [f.name for f in FILES],
+        "machine": f"{platform.processor() or platform.machine()}, Python {platform.python_version()}",
+    }
     for name, options in CONFIGS.items():
         print(f"running {name} …", flush=True)
         results["configs"][name] = await run_config(name, options, holes)
     c = results["configs"]
     results["ratios"] = {
-        "parallel_vs_single_warm_p50": c["one_token_per_forward"]["warm_ms"]["p50"] / c["default"]["warm_ms"]["p50"],
-        "cache_vs_none_warm_p50": c["no_prompt_cache"]["warm_ms"]["p50"] / c["default"]["warm_ms"]["p50"],
+        "parallel_vs_single_warm_p50": c["one_token_per_forward"]["warm_ms"]["p50"]
+        / c["default"]["warm_ms"]["p50"],
+        "cache_vs_none_warm_p50": c["no_prompt_cache"]["warm_ms"]["p50"]
+        / c["default"]["warm_ms"]["p50"],
     }
     out = Path(args.out)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

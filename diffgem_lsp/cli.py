@@ -16,7 +16,9 @@ from . import __version__
 
 def _configure_logging(log_file: str | None, level: str) -> None:
     handler: logging.Handler = (
-        logging.FileHandler(log_file, encoding="utf-8") if log_file else logging.StreamHandler(sys.stderr)
+        logging.FileHandler(log_file, encoding="utf-8")
+        if log_file
+        else logging.StreamHandler(sys.stderr)
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()
@@ -49,11 +51,19 @@ def main(argv: list[str] | None = None) -> int:
         prog="diffgem-lsp", description="Language server: code completions from a diffusion model."
     )
     parser.add_argument("--version", action="version", version=f"diffgem-lsp {__version__}")
-    parser.add_argument("--stdio", action="store_true", help="speak LSP over stdin/stdout (default)")
-    parser.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT instead of stdio")
+    parser.add_argument(
+        "--stdio", action="store_true", help="speak LSP over stdin/stdout (default)"
+    )
+    parser.add_argument(
+        "--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT instead of stdio"
+    )
     parser.add_argument("--log-file", help="write the log here instead of stderr")
-    parser.add_argument("--log-level", default="info", choices=["error", "warning", "info", "debug"])
-    parser.add_argument("--check", action="store_true", help="load the model once, print a health line, exit")
+    parser.add_argument(
+        "--log-level", default="info", choices=["error", "warning", "info", "debug"]
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="load the model once, print a health line, exit"
+    )
     parser.add_argument("--model-path", default="", help="with --check: checkpoint to load")
     args = parser.parse_args(argv)
     _configure_logging(args.log_file, args.log_level)

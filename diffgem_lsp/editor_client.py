@@ -37,13 +37,17 @@ class Hole:
 
 def language_of(path: str) -> str:
     suffix = path.rsplit(".", 1)[-1]
-    return {"py": "python", "js": "javascript", "ts": "typescript", "go": "go", "rs": "rust"}.get(suffix, "plaintext")
+    return {"py": "python", "js": "javascript", "ts": "typescript", "go": "go", "rs": "rust"}.get(
+        suffix, "plaintext"
+    )
 
 
 class EditorSession:
     """One server process, initialised with inline completion and code-action resolve support."""
 
-    def __init__(self, options: dict[str, Any] | None = None, server_command: list[str] | None = None):
+    def __init__(
+        self, options: dict[str, Any] | None = None, server_command: list[str] | None = None
+    ):
         self.options = options or {}
         self.command = server_command or [sys.executable, "-m", "diffgem_lsp"]
         self.client = LanguageClient("diffgem-demo", "0.1")
@@ -52,7 +56,9 @@ class EditorSession:
 
         @self.client.feature("diffgem/status")
         def _status(params: Any) -> None:
-            self.status.append(params if isinstance(params, dict) else getattr(params, "__dict__", {}))
+            self.status.append(
+                params if isinstance(params, dict) else getattr(params, "__dict__", {})
+            )
 
     async def start(self) -> None:
         await self.client.start_io(*self.command)
@@ -62,7 +68,9 @@ class EditorSession:
                     text_document=types.TextDocumentClientCapabilities(
                         inline_completion=types.InlineCompletionClientCapabilities(),
                         code_action=types.CodeActionClientCapabilities(
-                            resolve_support=types.ClientCodeActionResolveOptions(properties=["edit"])
+                            resolve_support=types.ClientCodeActionResolveOptions(
+                                properties=["edit"]
+                            )
                         ),
                     )
                 ),
@@ -77,7 +85,9 @@ class EditorSession:
             status = await self.client.workspace_execute_command_async(
                 types.ExecuteCommandParams(command="diffgem.status")
             )
-            state = status.get("state") if isinstance(status, dict) else getattr(status, "state", None)
+            state = (
+                status.get("state") if isinstance(status, dict) else getattr(status, "state", None)
+            )
             if state in ("ready", "generating"):
                 return time.perf_counter() - t0
             if state == "error":
@@ -89,7 +99,9 @@ class EditorSession:
         self.versions[uri] = 1
         self.client.text_document_did_open(
             types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id=language, version=1, text=text
+                )
             )
         )
 
@@ -97,13 +109,21 @@ class EditorSession:
         self.versions[uri] += 1
         self.client.text_document_did_change(
             types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=self.versions[uri]),
+                text_document=types.VersionedTextDocumentIdentifier(
+                    uri=uri, version=self.versions[uri]
+                ),
                 content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
             )
         )
 
-    async def inline(self, uri: str, line: int, character: int, automatic: bool = False) -> list[types.InlineCompletionItem]:
-        kind = types.InlineCompletionTriggerKind.Automatic if automatic else types.InlineCompletionTriggerKind.Invoked
+    async def inline(
+        self, uri: str, line: int, character: int, automatic: bool = False
+    ) -> list[types.InlineCompletionItem]:
+        kind = (
+            types.InlineCompletionTriggerKind.Automatic
+            if automatic
+            else types.InlineCompletionTriggerKind.Invoked
+        )
         result = await self.client.text_document_inline_completion_async(
             types.InlineCompletionParams(
                 text_document=types.TextDocumentIdentifier(uri=uri),
@@ -115,7 +135,9 @@ class EditorSession:
             return []
         return list(result.items if isinstance(result, types.InlineCompletionList) else result)
 
-    async def rewrite(self, uri: str, start: tuple[int, int], end: tuple[int, int]) -> types.CodeAction | None:
+    async def rewrite(
+        self, uri: str, start: tuple[int, int], end: tuple[int, int]
+    ) -> types.CodeAction | None:
         rng = types.Range(start=types.Position(*start), end=types.Position(*end))
         actions = await self.client.text_document_code_action_async(
             types.CodeActionParams(
@@ -125,14 +147,18 @@ class EditorSession:
             )
         )
         for action in actions or []:
-            if isinstance(action, types.CodeAction) and action.kind == types.CodeActionKind.RefactorRewrite:
+            if (
+                isinstance(action, types.CodeAction)
+                and action.kind == types.CodeActionKind.RefactorRewrite
+            ):
                 return await self.client.code_action_resolve_async(action)
         return None
 
     async def worker_status(self) -> dict[str, Any]:
-        return await self.client.workspace_execute_command_async(
+        status = await self.client.workspace_execute_command_async(
             types.ExecuteCommandParams(command="diffgem.status")
         )
+        return status if isinstance(status, dict) else {}
 
     async def stop(self) -> None:
         try:
@@ -152,6 +178,8 @@ def apply_edits(text: str, edits: list[types.TextEdit]) -> str:
         units = line.encode("utf-16-le")[: pos.character * 2].decode("utf-16-le")
         return before + len(units)
 
-    for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
+    for edit in sorted(
+        edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True
+    ):
         text = text[: offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end) :]
     return text

@@ -58,17 +58,24 @@ def _sampler(ls: DiffgemServer, automatic: bool) -> SamplerParams:
 def _to_position(ls: DiffgemServer, text: str, line: int, character: int) -> C.Position:
     """Client position -> canvas Position (UTF-16), with a clear InvalidParams error past the end."""
     try:
-        return C.to_utf16_position(text, C.Position(line, character), ls.workspace.position_encoding)
+        return C.to_utf16_position(
+            text, C.Position(line, character), ls.workspace.position_encoding
+        )
     except C.PositionError as exc:
         raise JsonRpcInvalidParams(str(exc)) from exc
 
 
 def _from_character(ls: DiffgemServer, text: str, line: int, utf16_character: int) -> int:
-    return C.from_utf16_position(text, C.Position(line, utf16_character), ls.workspace.position_encoding).character
+    return C.from_utf16_position(
+        text, C.Position(line, utf16_character), ls.workspace.position_encoding
+    ).character
 
 
 async def _generate(
-    ls: DiffgemServer, request: GenerateRequest, what: str, on_draft: Callable[[str], None] | None = None
+    ls: DiffgemServer,
+    request: GenerateRequest,
+    what: str,
+    on_draft: Callable[[str], None] | None = None,
 ) -> GenerationResult:
     t0 = time.perf_counter()
     if on_draft is not None:
@@ -80,8 +87,13 @@ async def _generate(
         raise ModelUnavailable(f"diffgem: {exc}") from exc
     log.info(
         "%s: %d tokens, %d forwards, %.0f ms (encode %.0f ms, %d/%d prompt tokens reused)",
-        what, result.tokens, result.forwards, (time.perf_counter() - t0) * 1000,
-        result.encode_ms, result.reused_tokens, result.reused_tokens + result.encoded_tokens,
+        what,
+        result.tokens,
+        result.forwards,
+        (time.perf_counter() - t0) * 1000,
+        result.encode_ms,
+        result.reused_tokens,
+        result.reused_tokens + result.encoded_tokens,
     )
     return result
 
@@ -121,16 +133,26 @@ async def infill(
     result = await _generate(ls, request, f"infill {canvas.hole_kind}", on_draft)
     if doc.version != version:
         return None
-    processed = C.postprocess_infill(canvas, prefix_extra + result.text if prefix_extra else result.text)
+    processed = C.postprocess_infill(
+        canvas, prefix_extra + result.text if prefix_extra else result.text
+    )
     if processed is None:
         return None
     insert_text = processed.insert_text
     start = _from_character(ls, text, position.line, position.character)
     end = _from_character(ls, text, position.line, processed.replace_end_character)
-    return Infill(insert_text=insert_text, line=position.line, start_character=start, end_character=end, result=result)
+    return Infill(
+        insert_text=insert_text,
+        line=position.line,
+        start_character=start,
+        end_character=end,
+        result=result,
+    )
 
 
-async def rewrite(ls: DiffgemServer, uri: str, start: tuple[int, int], end: tuple[int, int], version: int | None) -> Rewrite | None:
+async def rewrite(
+    ls: DiffgemServer, uri: str, start: tuple[int, int], end: tuple[int, int], version: int | None
+) -> Rewrite | None:
     """A minimal edit that rewrites the selection (expanded to whole syntax nodes), or None."""
     doc = ls.document(uri)
     if version is not None and doc.version is not None and doc.version != version:

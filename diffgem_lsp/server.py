@@ -45,7 +45,9 @@ class DiffgemServer(LanguageServer):
         for problem in problems:
             log.warning("settings: %s", problem)
             self.window_show_message(
-                types.ShowMessageParams(type=types.MessageType.Warning, message=f"diffgem: {problem}")
+                types.ShowMessageParams(
+                    type=types.MessageType.Warning, message=f"diffgem: {problem}"
+                )
             )
         logging.getLogger("diffgem").setLevel(self.settings.log_level.upper())
         self.worker.settings = self.settings
@@ -72,7 +74,8 @@ class DiffgemServer(LanguageServer):
     def _on_worker_state(self, state: str, message: str) -> None:
         try:
             self.protocol.notify(
-                STATUS_NOTIFICATION, {"state": state, "message": message, "model": self.worker.model}
+                STATUS_NOTIFICATION,
+                {"state": state, "message": message, "model": self.worker.model},
             )
         except Exception:  # no client connected yet (e.g. --check)
             return
@@ -99,7 +102,8 @@ class DiffgemServer(LanguageServer):
             token, self._progress_token = self._progress_token, None
             self.work_done_progress.tokens.pop(token, None)
             self.work_done_progress.end(
-                token, types.WorkDoneProgressEnd(message=message if state == "error" else "model ready")
+                token,
+                types.WorkDoneProgressEnd(message=message if state == "error" else "model ready"),
             )
 
     def report_server_error(self, error: Exception, source: Any) -> None:

@@ -120,8 +120,6 @@ def resolve_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, 
         try:
             changes[name] = _coerce(name, value, getattr(defaults, name))
         except ValueError as exc:
-            problems.append(
-                f"setting diffgem.{key}: {exc}; using {getattr(defaults, name)!r}"
-            )
+            problems.append(f"setting diffgem.{key}: {exc}; using {getattr(defaults, name)!r}")
             changes[name] = getattr(defaults, name)
     return replace(settings, **changes), problems

@@ -30,7 +30,9 @@ class WorkerError(RuntimeError):
 
 
 class WorkerClient:
-    def __init__(self, settings: Settings, on_state: Callable[[str, str], None] = lambda s, m: None):
+    def __init__(
+        self, settings: Settings, on_state: Callable[[str, str], None] = lambda s, m: None
+    ):
         self.settings = settings
         self.on_state = on_state  # (state, message) -> status notification / progress
         self.state = "stopped"
@@ -54,8 +56,15 @@ class WorkerClient:
         self.error = None
         self._set_state("loading", "starting model worker")
         s = self.settings
-        cmd = [sys.executable, "-m", "diffgem_model.worker", "--device", s.device,
-               "--prompt-cache-mb", str(s.prompt_cache_mb)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "diffgem_model.worker",
+            "--device",
+            s.device,
+            "--prompt-cache-mb",
+            str(s.prompt_cache_mb),
+        ]
         if s.model_path:
             cmd += ["--model", s.model_path]
         self._proc = await asyncio.create_subprocess_exec(
@@ -79,7 +88,7 @@ class WorkerClient:
             proc.stdin.close()
         try:
             await asyncio.wait_for(proc.wait(), 3)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
         self._fail_pending("model worker stopped")
@@ -99,7 +108,7 @@ class WorkerClient:
             raise WorkerError(self.error or "model worker is not running")
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise WorkerError(f"model still loading after {timeout:.0f} s") from exc
         if self.state == "error":
             raise WorkerError(self.error or "model unavailable")
@@ -231,7 +240,9 @@ class WorkerClient:
         self._proc = None
         self._ready.clear()
         if len(self._crashes) > MAX_CRASHES:
-            self.error = f"{reason}; it crashed {len(self._crashes)} times in a minute, not restarting"
+            self.error = (
+                f"{reason}; it crashed {len(self._crashes)} times in a minute, not restarting"
+            )
             self._set_state("error", self.error)
             return
         self._spawn(self.start())

@@ -44,13 +44,17 @@ async def main() -> int:
     t0 = time.perf_counter()
     await session.start()
     load_s = await session.wait_ready()
-    print(f"server up, model loaded in {time.perf_counter() - t0:.1f} s (worker load wait {load_s:.1f} s)\n")
+    print(
+        f"server up, model loaded in {time.perf_counter() - t0:.1f} s (worker load wait {load_s:.1f} s)\n"
+    )
     latencies = []
     for path in sorted((EXAMPLES / "holes").iterdir()):
         hole = Hole.from_marked(path.read_text())
         uri = path.as_uri()
         session.open(uri, hole.text, language_of(path.name))
-        await session.inline(uri, hole.line, hole.character)  # warm the prompt cache, as typing would
+        await session.inline(
+            uri, hole.line, hole.character
+        )  # warm the prompt cache, as typing would
         t = time.perf_counter()
         items = await session.inline(uri, hole.line, hole.character)
         latency = (time.perf_counter() - t) * 1000
@@ -59,9 +63,15 @@ async def main() -> int:
         print(show_context(hole))
         text = items[0].insert_text if items else ""
         shown = text if isinstance(text, str) else text.value
-        print(f"  ⟶ completion ({latency:.0f} ms): {shown!r}" if items else f"  ⟶ no completion ({latency:.0f} ms)")
+        print(
+            f"  ⟶ completion ({latency:.0f} ms): {shown!r}"
+            if items
+            else f"  ⟶ no completion ({latency:.0f} ms)"
+        )
         print()
-    print(f"inline completion latency: median {statistics.median(latencies):.0f} ms over {len(latencies)} holes\n")
+    print(
+        f"inline completion latency: median {statistics.median(latencies):.0f} ms over {len(latencies)} holes\n"
+    )
 
     path = EXAMPLES / "rewrite" / "average.py"
     marked = path.read_text()

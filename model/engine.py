@@ -113,7 +113,9 @@ class Engine:
 
                 def draft(ids: list[int], _step: int, done=produced) -> None:
                     if on_draft is not None:
-                        on_draft(self._heal(self._decode(done + self._until_eos(ids)[0]), prompt.healed))
+                        on_draft(
+                            self._heal(self._decode(done + self._until_eos(ids)[0]), prompt.healed)
+                        )
 
                 result = denoise(
                     self.model,
@@ -157,20 +159,30 @@ class Engine:
             truncated_at_eos=finished,
         )
 
-    def infill(self, prefix: str, suffix: str, *, steps: int | None = None, seed: int = 0, **sampler_kwargs) -> Generation:
+    def infill(
+        self, prefix: str, suffix: str, *, steps: int | None = None, seed: int = 0, **sampler_kwargs
+    ) -> Generation:
         """Convenience for evaluation scripts: one hole, default sampler settings unless overridden."""
         sampler = SamplerSettings(**sampler_kwargs)
         if steps is not None:
             sampler = replace(sampler, max_steps=steps)
-        return self.generate(GenerateParams(prefix=prefix, suffix=suffix, sampler=sampler, seed=seed))
+        return self.generate(
+            GenerateParams(prefix=prefix, suffix=suffix, sampler=sampler, seed=seed)
+        )
 
-    def _with_chosen_length(self, prompt: Prompt, cache, params: GenerateParams, generator) -> Prompt:
+    def _with_chosen_length(
+        self, prompt: Prompt, cache, params: GenerateParams, generator
+    ) -> Prompt:
         """Without FIM training nothing decides where the middle ends: probe lengths, pin EOS after it."""
         budget = min(self.canvas_length, max(1, params.max_tokens))
         candidates = [budget // 8, budget // 4, budget // 2, budget]
         length = choose_length(
-            self.model, cache, canvas_length=self.canvas_length, candidates=candidates,
-            eos_id=self.eos_ids[0], generator=generator,
+            self.model,
+            cache,
+            canvas_length=self.canvas_length,
+            candidates=candidates,
+            eos_id=self.eos_ids[0],
+            generator=generator,
         )
         pinned = {pos: self.eos_ids[0] for pos in range(length, self.canvas_length)}
         # Suffix pins (if any) sit at the end of the canvas; keep them just before the EOS run instead.
@@ -188,7 +200,7 @@ class Engine:
 
     @staticmethod
     def _heal(text: str, healed: str) -> str:
-        return text[len(healed):] if healed and text.startswith(healed) else text
+        return text[len(healed) :] if healed and text.startswith(healed) else text
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)

@@ -19,7 +19,9 @@ PREFIX_TRIM_BAND = 128
 class Prompt:
     ids: list[int]  # encoder prompt
     initial_canvas: list[int] | None = None  # decoder's first canvas; None = uniform noise
-    pinned: dict[int, int] = field(default_factory=dict)  # canvas position -> token id, never re-drawn
+    pinned: dict[int, int] = field(
+        default_factory=dict
+    )  # canvas position -> token id, never re-drawn
     # Token healing: text taken off the end of the prefix because byte-level BPE attaches it to the
     # next word (" foo" is one token, so a prefix ending in " " never occurs in training). The model
     # writes it back at the start of its fill; the engine removes it from the answer.
@@ -59,7 +61,9 @@ def fim_prompt(
     if old_text is None and prefix.endswith(" "):
         prefix, healed = prefix[:-1], " "
     suffix_ids = tokenizer(suffix, add_special_tokens=False).input_ids[:max_suffix_tokens]
-    prefix_ids = _trim_front(tokenizer(prefix, add_special_tokens=False).input_ids, max_prefix_tokens)
+    prefix_ids = _trim_front(
+        tokenizer(prefix, add_special_tokens=False).input_ids, max_prefix_tokens
+    )
     ids = (
         [tokenizer.bos_token_id, vocab["<fim_suffix>"]]
         + suffix_ids

@@ -89,7 +89,10 @@ class PromptCache:
             if not self._crop(cache, best_len):
                 cache, best_len = None, 0
         if cache is None:
-            cache, best_len = DynamicCache(config=self.model.config.get_text_config(decoder=True)), 0
+            cache, best_len = (
+                DynamicCache(config=self.model.config.get_text_config(decoder=True)),
+                0,
+            )
         else:
             self.hits += 1
         self._run_encoder(cache, ids, best_len)

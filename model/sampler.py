@@ -97,7 +97,9 @@ def denoise(
     pinned = pinned or {}
     # Noise is drawn even when an initial canvas is given, as generate() does, so that both consume
     # the generator identically.
-    current = torch.randint(0, vocab_size, (1, canvas_length), device=device, generator=generator)  # [1, C]
+    current = torch.randint(
+        0, vocab_size, (1, canvas_length), device=device, generator=generator
+    )  # [1, C]
     if initial_canvas is not None:
         assert len(initial_canvas) == canvas_length, (len(initial_canvas), canvas_length)
         current = torch.tensor([initial_canvas], dtype=torch.long, device=device)
@@ -137,7 +139,9 @@ def denoise(
                 probs.view(-1, vocab_size), num_samples=1, generator=generator
             ).view(1, canvas_length)
             sorted_entropy, order = torch.sort(entropy, dim=-1)
-            keep_sorted = torch.cumsum(sorted_entropy, dim=-1) - sorted_entropy <= settings.entropy_bound
+            keep_sorted = (
+                torch.cumsum(sorted_entropy, dim=-1) - sorted_entropy <= settings.entropy_bound
+            )
             accepted = torch.scatter(torch.zeros_like(keep_sorted), -1, order, keep_sorted)
             noise = torch.randint(
                 0, vocab_size, (1, canvas_length), device=device, generator=generator
@@ -176,7 +180,10 @@ def denoise(
         else:
             if history is None:
                 history = torch.full(
-                    (settings.stability_threshold, 1, canvas_length), -1, dtype=torch.long, device=device
+                    (settings.stability_threshold, 1, canvas_length),
+                    -1,
+                    dtype=torch.long,
+                    device=device,
                 )
             stable = bool((history == new_argmax[None]).all())
             history = torch.roll(history, shifts=-1, dims=0)
@@ -223,7 +230,9 @@ def choose_length(
     vocab_size = model.config.text_config.vocab_size
     best, best_score = canvas_length, float("-inf")
     for length in sorted(set(min(max(1, c), canvas_length) for c in candidates)):
-        noise = torch.randint(0, vocab_size, (1, canvas_length), device=model.device, generator=generator)
+        noise = torch.randint(
+            0, vocab_size, (1, canvas_length), device=model.device, generator=generator
+        )
         noise[0, length:] = eos_id
         mask_mapping, positions = _decoder_inputs(model, cache, noise)
         logits = model(
@@ -233,7 +242,9 @@ def choose_length(
             decoder_position_ids=positions,
         ).logits[0, :length]  # [L, V]
         confidence = torch.log_softmax(logits.float(), dim=-1).max(dim=-1).values  # [L]
-        score = float(confidence.mean()) + length_bonus * float(torch.log(torch.tensor(float(length))))
+        score = float(confidence.mean()) + length_bonus * float(
+            torch.log(torch.tensor(float(length)))
+        )
         if score > best_score:
             best, best_score = length, score
     return best

@@ -33,7 +33,9 @@ class Worker:
         self.requests: queue.Queue[P.GenerateRequest | None] = queue.Queue()
         self.cancelled: set[int] = set()
         self.current: int | None = None
-        self.last: dict[str, Any] | None = None  # figures of the last finished generation (benchmarks)
+        self.last: dict[str, Any] | None = (
+            None  # figures of the last finished generation (benchmarks)
+        )
         self.totals = {"generations": 0, "forwards": 0, "tokens": 0}
         self._write_lock = threading.Lock()
 
@@ -108,7 +110,9 @@ class Worker:
                 self.send(P.event(P.EV_CANCELLED, id=req.id))
                 continue
             if self.engine is None:
-                self.send(P.event(P.EV_ERROR, id=req.id, message=f"model not loaded: {self.load_error}"))
+                self.send(
+                    P.event(P.EV_ERROR, id=req.id, message=f"model not loaded: {self.load_error}")
+                )
                 continue
             self.current = req.id
             try:
@@ -172,10 +176,14 @@ class Worker:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="diffgem-worker")
-    parser.add_argument("--model", default="", help="checkpoint directory (default: embedded model)")
+    parser.add_argument(
+        "--model", default="", help="checkpoint directory (default: embedded model)"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--prompt-cache-mb", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0 = torch default)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s"

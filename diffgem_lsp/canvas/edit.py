@@ -47,7 +47,9 @@ def _expand_to_nodes(text: str, language_id: str, start: int, end: int) -> tuple
         b_start, b_end = min(b_start, touched[0].start_byte), max(b_end, touched[-1].end_byte)
     else:
         b_start, b_end = min(b_start, node.start_byte), max(b_end, node.end_byte)
-    return len(data[:b_start].decode("utf-8", "ignore")), len(data[:b_end].decode("utf-8", "ignore"))
+    return len(data[:b_start].decode("utf-8", "ignore")), len(
+        data[:b_end].decode("utf-8", "ignore")
+    )
 
 
 def build_edit_canvas(text: str, language_id: str, start: Position, end: Position) -> EditCanvas:
@@ -111,8 +113,12 @@ def minimal_edits(old: str, new: str, start: Position) -> list[TextEditData]:
         while head < min(len(a_text), len(b_text)) and a_text[head] == b_text[head]:
             head += 1
         tail = 0
-        while tail < min(len(a_text), len(b_text)) - head and a_text[-1 - tail] == b_text[-1 - tail]:
+        while (
+            tail < min(len(a_text), len(b_text)) - head and a_text[-1 - tail] == b_text[-1 - tail]
+        ):
             tail += 1
         a_from, a_to = a_start + head, a_start + len(a_text) - tail
-        edits.append(TextEditData(pos(old[:a_from]), pos(old[:a_to]), b_text[head : len(b_text) - tail]))
+        edits.append(
+            TextEditData(pos(old[:a_from]), pos(old[:a_to]), b_text[head : len(b_text) - tail])
+        )
     return edits

@@ -186,7 +186,11 @@ def postprocess_infill(canvas: InfillCanvas, candidate: str) -> InfillResult | N
     lines = fill.split("\n")
     while lines and "".join(lines).strip():
         attempt = "\n".join(lines).rstrip()
-        if parses_no_worse(canvas.before + canvas.after, canvas.before + attempt + canvas.after, canvas.language):
-            return InfillResult(insert_text=attempt, replace_end_character=canvas.position.character)
+        if parses_no_worse(
+            canvas.before + canvas.after, canvas.before + attempt + canvas.after, canvas.language
+        ):
+            return InfillResult(
+                insert_text=attempt, replace_end_character=canvas.position.character
+            )
         lines.pop()
     return None

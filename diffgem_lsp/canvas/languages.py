@@ -5,7 +5,7 @@ Pure apart from a parser cache. Grammars come from tree-sitter-language-pack 0.1
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from tree_sitter import Node, Parser, Tree
 
@@ -24,7 +24,7 @@ SUPPORTED_LANGUAGES = frozenset(GRAMMARS)
 INDENTED = frozenset({"python"})
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parser(grammar: str) -> Parser:
     from tree_sitter_language_pack import get_parser
 

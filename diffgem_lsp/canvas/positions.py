@@ -33,7 +33,9 @@ def _line_bounds(text: str, line: int) -> tuple[int, int]:
     for _ in range(line):
         newline = text.find("\n", start)
         if newline < 0:
-            raise PositionError(f"line {line} is past the end of the document ({text.count(chr(10)) + 1} lines)")
+            raise PositionError(
+                f"line {line} is past the end of the document ({text.count(chr(10)) + 1} lines)"
+            )
         start = newline + 1
     end = text.find("\n", start)
     return start, len(text) if end < 0 else end
@@ -67,11 +69,11 @@ def convert(text: str, pos: Position, source: str, target: str) -> Position:
     return position_at(text, offset_at(text, pos, source), target)
 
 
-def to_utf16_position(text: str, pos: Position, encoding: str = "utf-16") -> Position:
+def to_utf16_position(text: str, pos: Position, encoding: object = "utf-16") -> Position:
     return convert(text, pos, _norm(encoding), "utf-16")
 
 
-def from_utf16_position(text: str, pos: Position, encoding: str = "utf-16") -> Position:
+def from_utf16_position(text: str, pos: Position, encoding: object = "utf-16") -> Position:
     return convert(text, pos, "utf-16", _norm(encoding))
 
 
@@ -81,6 +83,8 @@ def byte_offset(text: str, offset: int) -> int:
 
 
 def _norm(encoding: object) -> str:
-    """Accept lsprotocol's PositionEncodingKind as well as plain strings."""
+    """Accept lsprotocol's PositionEncodingKind as well as plain strings (None: the LSP default)."""
+    if encoding is None:
+        return "utf-16"
     value = getattr(encoding, "value", encoding)
     return str(value).lower()

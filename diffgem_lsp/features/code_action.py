@@ -41,7 +41,9 @@ def workspace_edit(uri: str, rewrite: pipelines.Rewrite) -> types.WorkspaceEdit:
     return types.WorkspaceEdit(
         document_changes=[
             types.TextDocumentEdit(
-                text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=rewrite.version),
+                text_document=types.OptionalVersionedTextDocumentIdentifier(
+                    uri=uri, version=rewrite.version
+                ),
                 edits=edits,
             )
         ]
@@ -70,7 +72,9 @@ async def run_rewrite(ls: DiffgemServer, data: Any) -> types.WorkspaceEdit | Non
 def register(server: DiffgemServer) -> None:
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
-        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.RefactorRewrite], resolve_provider=True),
+        types.CodeActionOptions(
+            code_action_kinds=[types.CodeActionKind.RefactorRewrite], resolve_provider=True
+        ),
     )
     def code_action(ls: DiffgemServer, params: types.CodeActionParams) -> list[types.CodeAction]:
         rng = params.range
@@ -88,16 +92,22 @@ def register(server: DiffgemServer) -> None:
             },
             "version": doc.version,
         }
-        action = types.CodeAction(title=REWRITE_TITLE, kind=types.CodeActionKind.RefactorRewrite, data=data)
+        action = types.CodeAction(
+            title=REWRITE_TITLE, kind=types.CodeActionKind.RefactorRewrite, data=data
+        )
         if not _resolves_edits(ls):
-            action.command = types.Command(title=REWRITE_TITLE, command=APPLY_REWRITE_COMMAND, arguments=[data])
+            action.command = types.Command(
+                title=REWRITE_TITLE, command=APPLY_REWRITE_COMMAND, arguments=[data]
+            )
         return [action]
 
     @server.feature(types.CODE_ACTION_RESOLVE)
     async def code_action_resolve(ls: DiffgemServer, action: types.CodeAction) -> types.CodeAction:
         edit = await run_rewrite(ls, action.data)
         if edit is None:
-            action.disabled = types.CodeActionDisabled(reason="the model kept the selection as it is")
+            action.disabled = types.CodeActionDisabled(
+                reason="the model kept the selection as it is"
+            )
         else:
             action.edit = edit
         return action

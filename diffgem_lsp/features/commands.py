@@ -29,15 +29,24 @@ def register(server: DiffgemServer) -> None:
         try:
             return await ls.worker.status()
         except Exception as exc:  # the worker may be restarting; status must still answer
-            return {"state": ls.worker.state, "pid": None, "model": ls.worker.model, "error": str(exc)}
+            return {
+                "state": ls.worker.state,
+                "pid": None,
+                "model": ls.worker.model,
+                "error": str(exc),
+            }
 
     @server.command(APPLY_REWRITE_COMMAND)
     async def apply_rewrite(ls: DiffgemServer, *args: Any) -> bool:
         edit = await run_rewrite(ls, args[0] if args else None)
         if edit is None:
             ls.window_show_message(
-                types.ShowMessageParams(type=types.MessageType.Info, message="diffgem: nothing to rewrite")
+                types.ShowMessageParams(
+                    type=types.MessageType.Info, message="diffgem: nothing to rewrite"
+                )
             )
             return False
-        result = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label="Rewrite selection"))
+        result = await ls.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(edit=edit, label="Rewrite selection")
+        )
         return bool(result.applied)

@@ -13,7 +13,9 @@ from ..server import DiffgemServer
 
 
 def register(server: DiffgemServer) -> None:
-    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
+    @server.feature(
+        types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "])
+    )
     async def completion(ls: DiffgemServer, params: types.CompletionParams) -> types.CompletionList:
         automatic = (
             params.context is not None
@@ -32,7 +34,8 @@ def register(server: DiffgemServer) -> None:
             end=types.Position(line=fill.line, character=fill.end_character),
         )
         item = types.CompletionItem(
-            label=first_line[:60] + ("…" if len(first_line) > 60 or "\n" in fill.insert_text.strip() else ""),
+            label=first_line[:60]
+            + ("…" if len(first_line) > 60 or "\n" in fill.insert_text.strip() else ""),
             kind=types.CompletionItemKind.Snippet,
             detail="diffgem",
             documentation=types.MarkupContent(

@@ -51,7 +51,11 @@ async def _item(
         # the same range — so fill as if the item were already inserted, then prepend it.
         return await _extend_selected(ls, params, selected, automatic)
     fill = await pipelines.infill(
-        ls, params.text_document.uri, pos.line, pos.character, automatic=automatic,
+        ls,
+        params.text_document.uri,
+        pos.line,
+        pos.character,
+        automatic=automatic,
         on_draft=_draft_reporter(ls, params),
     )
     if fill is None:
@@ -65,7 +69,9 @@ async def _item(
     )
 
 
-def _draft_reporter(ls: DiffgemServer, params: types.InlineCompletionParams) -> Callable[[str], None] | None:
+def _draft_reporter(
+    ls: DiffgemServer, params: types.InlineCompletionParams
+) -> Callable[[str], None] | None:
     """Intermediate canvases for clients that show the draft forming (streamDrafts setting)."""
     token = params.work_done_token
     if not ls.settings.stream_drafts:
@@ -74,8 +80,12 @@ def _draft_reporter(ls: DiffgemServer, params: types.InlineCompletionParams) -> 
     def report(text: str) -> None:
         ls.protocol.notify(
             DRAFT_NOTIFICATION,
-            {"uri": params.text_document.uri, "line": params.position.line,
-             "character": params.position.character, "text": text},
+            {
+                "uri": params.text_document.uri,
+                "line": params.position.line,
+                "character": params.position.character,
+                "text": text,
+            },
         )
         if token is not None:
             ls.work_done_progress.report(token, types.WorkDoneProgressReport(message=text))
@@ -103,8 +113,8 @@ async def _extend_selected(
         params.position.line,
         params.position.character,
         automatic=automatic,
-        prefix_extra=selected.text[len(typed):],
+        prefix_extra=selected.text[len(typed) :],
     )
-    if fill is None or not fill.insert_text.startswith(selected.text[len(typed):]):
+    if fill is None or not fill.insert_text.startswith(selected.text[len(typed) :]):
         return None
     return types.InlineCompletionItem(insert_text=typed + fill.insert_text, range=rng)

@@ -8,7 +8,9 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "diffgem_lsp", "--log-level", "debug"])
+SERVER = ClientServerConfig(
+    server_command=[sys.executable, "-m", "diffgem_lsp", "--log-level", "debug"]
+)
 
 # Deterministic, quick settings for tests: a fixed seed and a small invoked step budget.
 TEST_OPTIONS = {"invokedSteps": 8, "automaticSteps": 4, "debounceMs": 0, "seed": 0}

@@ -28,16 +28,22 @@ GREETING = Hole.from_marked('def greet(name):\n    message = "Hello, ⟨⟩"\n  
 UNICODE = Hole.from_marked('# café 中文 😀\nlabel = "naïve 😀 ⟨⟩"\nprint(label)\n')
 
 
-def open_doc(client: LanguageClient, uri: str, text: str, language: str = "python", version: int = 1) -> None:
+def open_doc(
+    client: LanguageClient, uri: str, text: str, language: str = "python", version: int = 1
+) -> None:
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id=language, version=version, text=text)
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language, version=version, text=text
+            )
         )
     )
 
 
 async def status(client: LanguageClient) -> dict:
-    return await client.workspace_execute_command_async(types.ExecuteCommandParams(command="diffgem.status"))
+    return await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="diffgem.status")
+    )
 
 
 async def wait_ready(client: LanguageClient, timeout: float = 120) -> dict:
@@ -51,7 +57,11 @@ async def wait_ready(client: LanguageClient, timeout: float = 120) -> dict:
 
 
 def inline_params(uri: str, hole: Hole, automatic: bool = False) -> types.InlineCompletionParams:
-    kind = types.InlineCompletionTriggerKind.Automatic if automatic else types.InlineCompletionTriggerKind.Invoked
+    kind = (
+        types.InlineCompletionTriggerKind.Automatic
+        if automatic
+        else types.InlineCompletionTriggerKind.Invoked
+    )
     return types.InlineCompletionParams(
         text_document=types.TextDocumentIdentifier(uri=uri),
         position=types.Position(line=hole.line, character=hole.character),
@@ -69,7 +79,10 @@ def expected_fill(hole: Hole, steps: int = TEST_OPTIONS["invokedSteps"]) -> C.In
     engine = Engine.load(device="cpu", prompt_cache_mb=0)
     gen = engine.generate(
         GenerateParams(
-            prefix=canvas.prefix, suffix=canvas.suffix, max_tokens=canvas.max_tokens, seed=0,
+            prefix=canvas.prefix,
+            suffix=canvas.suffix,
+            max_tokens=canvas.max_tokens,
+            seed=0,
             sampler=SamplerSettings(rule="confidence", max_steps=steps, confidence_threshold=0.9),
         )
     )
@@ -125,7 +138,9 @@ async def test_completion_fallback_uses_the_same_infill(client: LanguageClient):
         return
     [item] = completion.items
     assert item.text_edit.new_text == inline.items[0].insert_text
-    assert item.text_edit.range.start == types.Position(line=GREETING.line, character=GREETING.character)
+    assert item.text_edit.range.start == types.Position(
+        line=GREETING.line, character=GREETING.character
+    )
 
 
 async def test_code_action_listing_is_instant_and_resolve_applies_cleanly(client: LanguageClient):
@@ -136,18 +151,25 @@ async def test_code_action_listing_is_instant_and_resolve_applies_cleanly(client
     uri = "file:///tmp/average.py"
     open_doc(client, uri, text)
     before = await wait_ready(client)
-    rng = types.Range(start=types.Position(line=1, character=4), end=types.Position(line=5, character=21))
+    rng = types.Range(
+        start=types.Position(line=1, character=4), end=types.Position(line=5, character=21)
+    )
     actions = await client.text_document_code_action_async(
         types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), range=rng,
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=rng,
             context=types.CodeActionContext(diagnostics=[]),
         )
     )
     [action] = actions
-    assert action.title == "Rewrite selection" and action.kind == types.CodeActionKind.RefactorRewrite
+    assert (
+        action.title == "Rewrite selection" and action.kind == types.CodeActionKind.RefactorRewrite
+    )
     assert action.edit is None
     after_listing = await status(client)
-    assert after_listing["cache_lookups"] == before["cache_lookups"]  # listing asked the model nothing
+    assert (
+        after_listing["cache_lookups"] == before["cache_lookups"]
+    )  # listing asked the model nothing
     resolved = await client.code_action_resolve_async(action)
     after_resolve = await status(client)
     assert after_resolve["cache_lookups"] == before["cache_lookups"] + 1
@@ -192,7 +214,9 @@ async def test_cancelled_generation_frees_the_worker_within_a_second(client: Lan
         await asyncio.sleep(0.02)
     assert time.monotonic() - cancelled_at < 1.0
     client.workspace_did_change_configuration(
-        types.DidChangeConfigurationParams(settings={"diffgem": {**TEST_OPTIONS, "earlyStop": True, "sampler": "confidence"}})
+        types.DidChangeConfigurationParams(
+            settings={"diffgem": {**TEST_OPTIONS, "earlyStop": True, "sampler": "confidence"}}
+        )
     )
     result = await client.text_document_inline_completion_async(inline_params(uri, GREETING))
     assert result is not None
@@ -203,9 +227,13 @@ async def test_worker_crash_gives_an_error_then_recovers(client: LanguageClient)
     open_doc(client, uri, FIB.text)
     first = await wait_ready(client)
     client.workspace_did_change_configuration(
-        types.DidChangeConfigurationParams(settings={"diffgem": {"invokedSteps": 4000, "earlyStop": False, "sampler": "entropy"}})
+        types.DidChangeConfigurationParams(
+            settings={"diffgem": {"invokedSteps": 4000, "earlyStop": False, "sampler": "entropy"}}
+        )
     )
-    future = asyncio.ensure_future(client.text_document_inline_completion_async(inline_params(uri, FIB)))
+    future = asyncio.ensure_future(
+        client.text_document_inline_completion_async(inline_params(uri, FIB))
+    )
     while (await status(client)).get("busy") is None:
         await asyncio.sleep(0.02)
     os.kill(first["pid"], signal.SIGKILL)
@@ -213,7 +241,9 @@ async def test_worker_crash_gives_an_error_then_recovers(client: LanguageClient)
         await future
     assert "exited" in str(error.value)
     client.workspace_did_change_configuration(
-        types.DidChangeConfigurationParams(settings={"diffgem": {**TEST_OPTIONS, "earlyStop": True, "sampler": "confidence"}})
+        types.DidChangeConfigurationParams(
+            settings={"diffgem": {**TEST_OPTIONS, "earlyStop": True, "sampler": "confidence"}}
+        )
     )
     second = await wait_ready(client)
     assert second["pid"] != first["pid"]
@@ -234,7 +264,9 @@ async def test_position_past_end_is_an_error_not_a_crash(client: LanguageClient)
             types.InlineCompletionParams(
                 text_document=types.TextDocumentIdentifier(uri="file:///never/opened.py"),
                 position=types.Position(line=0, character=0),
-                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Invoked
+                ),
             )
         )
     assert (await status(client))["state"] == "ready"  # still serving
@@ -270,7 +302,9 @@ async def test_huge_and_binary_files_get_no_suggestion(client: LanguageClient):
 async def test_bad_settings_give_one_message_and_defaults(client: LanguageClient):
     await wait_ready(client)
     client.workspace_did_change_configuration(
-        types.DidChangeConfigurationParams(settings={"diffgem": {"invokedStep": 3, "debounceMs": "fast"}})
+        types.DidChangeConfigurationParams(
+            settings={"diffgem": {"invokedStep": 3, "debounceMs": "fast"}}
+        )
     )
     deadline = time.monotonic() + 5
     while len(client.messages) < 2 and time.monotonic() < deadline:

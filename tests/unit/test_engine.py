@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import pytest
 import torch
-
 from diffgem_model.checkpoint import CheckpointError, load_checkpoint
 from diffgem_model.engine import Engine, GenerateParams
 from diffgem_model.layouts import PREFIX_TRIM_BAND, fim_prompt
@@ -28,15 +27,24 @@ def test_own_sampler_loop_reproduces_generate(engine, steps, seed):
     model = engine.model
     prompt = engine.build_prompt(GenerateParams(prefix=PREFIX, suffix=SUFFIX))
     torch.manual_seed(seed)
-    expected = model.generate(
-        torch.tensor([prompt.ids]), max_new_tokens=model.config.canvas_length, max_denoising_steps=steps
-    ).sequences[0, len(prompt.ids):].tolist()
+    expected = (
+        model.generate(
+            torch.tensor([prompt.ids]),
+            max_new_tokens=model.config.canvas_length,
+            max_denoising_steps=steps,
+        )
+        .sequences[0, len(prompt.ids) :]
+        .tolist()
+    )
 
     cache, _ = PromptCache(model, max_bytes=0).encode(prompt.ids)
     generator = torch.Generator().manual_seed(seed)
     ours = denoise(
-        model, cache, canvas_length=model.config.canvas_length,
-        settings=SamplerSettings(max_steps=steps), generator=generator,
+        model,
+        cache,
+        canvas_length=model.config.canvas_length,
+        settings=SamplerSettings(max_steps=steps),
+        generator=generator,
     )
     assert ours.canvas == expected
 
@@ -44,16 +52,28 @@ def test_own_sampler_loop_reproduces_generate(engine, steps, seed):
 def test_own_sampler_loop_reproduces_generate_from_initial_canvas(engine):
     """Edit canvases start from the old text: generate()'s `decoder_input_ids` path."""
     model = engine.model
-    prompt = engine.build_prompt(GenerateParams(prefix=PREFIX, suffix=SUFFIX, old_text="part.upper()"))
+    prompt = engine.build_prompt(
+        GenerateParams(prefix=PREFIX, suffix=SUFFIX, old_text="part.upper()")
+    )
     torch.manual_seed(3)
-    expected = model.generate(
-        torch.tensor([prompt.ids]), max_new_tokens=model.config.canvas_length, max_denoising_steps=6,
-        decoder_input_ids=torch.tensor([prompt.initial_canvas]),
-    ).sequences[0, len(prompt.ids):].tolist()
+    expected = (
+        model.generate(
+            torch.tensor([prompt.ids]),
+            max_new_tokens=model.config.canvas_length,
+            max_denoising_steps=6,
+            decoder_input_ids=torch.tensor([prompt.initial_canvas]),
+        )
+        .sequences[0, len(prompt.ids) :]
+        .tolist()
+    )
     cache, _ = PromptCache(model, max_bytes=0).encode(prompt.ids)
     ours = denoise(
-        model, cache, canvas_length=model.config.canvas_length, settings=SamplerSettings(max_steps=6),
-        generator=torch.Generator().manual_seed(3), initial_canvas=prompt.initial_canvas,
+        model,
+        cache,
+        canvas_length=model.config.canvas_length,
+        settings=SamplerSettings(max_steps=6),
+        generator=torch.Generator().manual_seed(3),
+        initial_canvas=prompt.initial_canvas,
     )
     assert ours.canvas == expected
 
@@ -101,7 +121,9 @@ def test_prompt_cache_is_bounded_by_bytes(engine):
     entry_bytes = one.nbytes
     cache = PromptCache(engine.model, max_bytes=int(entry_bytes * 2.5))
     for i in range(6):
-        cache.encode(fim_prompt(tok, f"# file {i}\n" + PREFIX, SUFFIX + f"# {i}\n", canvas_length=16).ids)
+        cache.encode(
+            fim_prompt(tok, f"# file {i}\n" + PREFIX, SUFFIX + f"# {i}\n", canvas_length=16).ids
+        )
     assert len(cache._entries) <= 2
     assert cache.nbytes <= entry_bytes * 2.5
 
@@ -112,7 +134,11 @@ def test_prefix_window_moves_in_bands(engine):
     a = fim_prompt(tok, long_prefix, SUFFIX, canvas_length=16, max_prefix_tokens=200).ids
     b = fim_prompt(tok, long_prefix + "x", SUFFIX, canvas_length=16, max_prefix_tokens=200).ids
     # Typing one character keeps the window's start, so the cached prompt stays a prefix.
-    shared = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y) if a != b[: len(a)] else len(a)
+    shared = (
+        next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
+        if a != b[: len(a)]
+        else len(a)
+    )
     assert shared >= len(a) - 2
     assert len(a) <= 200 + PREFIX_TRIM_BAND + 200
 
@@ -124,7 +150,9 @@ def test_cancel_stops_between_steps(engine):
         calls["n"] += 1
         return calls["n"] > 3
 
-    params = GenerateParams(prefix=PREFIX, suffix=SUFFIX, sampler=SamplerSettings(max_steps=40, stop_entropy=0.0))
+    params = GenerateParams(
+        prefix=PREFIX, suffix=SUFFIX, sampler=SamplerSettings(max_steps=40, stop_entropy=0.0)
+    )
     with pytest.raises(DenoiseCancelled):
         engine.generate(params, should_stop=should_stop)
     assert calls["n"] == 4  # three forwards ran, the fourth check stopped it
@@ -132,9 +160,15 @@ def test_cancel_stops_between_steps(engine):
 
 def test_confidence_rule_commits_in_parallel(engine):
     eager = SamplerSettings(rule="confidence", confidence_threshold=0.0, max_steps=16)
-    one_at_a_time = SamplerSettings(rule="confidence", confidence_threshold=1.01, max_steps=64, stop_entropy=0.0)
-    fast = engine.generate(GenerateParams(prefix=PREFIX, suffix=SUFFIX, sampler=eager, max_tokens=16))
-    slow = engine.generate(GenerateParams(prefix=PREFIX, suffix=SUFFIX, sampler=one_at_a_time, max_tokens=16))
+    one_at_a_time = SamplerSettings(
+        rule="confidence", confidence_threshold=1.01, max_steps=64, stop_entropy=0.0
+    )
+    fast = engine.generate(
+        GenerateParams(prefix=PREFIX, suffix=SUFFIX, sampler=eager, max_tokens=16)
+    )
+    slow = engine.generate(
+        GenerateParams(prefix=PREFIX, suffix=SUFFIX, sampler=one_at_a_time, max_tokens=16)
+    )
     assert fast.forwards == 1
     assert slow.forwards > fast.forwards
     assert slow.tokens_per_forward <= 1.0
@@ -146,8 +180,12 @@ def test_pinned_tokens_survive_and_truncate_at_eos(engine):
     prompt = engine.build_prompt(GenerateParams(prefix=PREFIX, suffix=SUFFIX))
     cache, _ = PromptCache(model, 0).encode(prompt.ids)
     result = denoise(
-        model, cache, canvas_length=engine.canvas_length, settings=SamplerSettings(max_steps=4),
-        generator=torch.Generator().manual_seed(0), pinned={3: eos},
+        model,
+        cache,
+        canvas_length=engine.canvas_length,
+        settings=SamplerSettings(max_steps=4),
+        generator=torch.Generator().manual_seed(0),
+        pinned={3: eos},
     )
     assert result.canvas[3] == eos
     kept, finished = engine._until_eos(result.canvas)
@@ -157,7 +195,10 @@ def test_pinned_tokens_survive_and_truncate_at_eos(engine):
 def test_drafts_are_reported_each_step(engine):
     drafts: list[str] = []
     settings = SamplerSettings(max_steps=5, stop_entropy=0.0)
-    engine.generate(GenerateParams(prefix=PREFIX, suffix=SUFFIX, sampler=settings, max_tokens=16), on_draft=drafts.append)
+    engine.generate(
+        GenerateParams(prefix=PREFIX, suffix=SUFFIX, sampler=settings, max_tokens=16),
+        on_draft=drafts.append,
+    )
     assert len(drafts) == 5
 
 
@@ -213,6 +254,10 @@ def test_chat_layout_probes_a_length_and_pins_the_rest(tiny_checkpoint, tmp_path
     tok.save_pretrained(chat)
     engine = Engine.load(chat, device="cpu")
     assert engine.layout == "chat"
-    gen = engine.generate(GenerateParams(prefix=PREFIX, suffix=SUFFIX, max_tokens=8, sampler=SamplerSettings(max_steps=4)))
+    gen = engine.generate(
+        GenerateParams(
+            prefix=PREFIX, suffix=SUFFIX, max_tokens=8, sampler=SamplerSettings(max_steps=4)
+        )
+    )
     assert gen.truncated_at_eos  # the pinned EOS run ends the middle
     assert len(gen.token_ids) <= 8

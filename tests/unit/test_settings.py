@@ -4,7 +4,9 @@ from diffgem_lsp.settings import DESCRIPTIONS, Settings, camel, resolve_settings
 
 
 def test_defaults_and_camel_case_keys():
-    settings, problems = resolve_settings({"invokedSteps": 12, "sampler": "entropy", "earlyStop": False})
+    settings, problems = resolve_settings(
+        {"invokedSteps": 12, "sampler": "entropy", "earlyStop": False}
+    )
     assert problems == []
     assert (settings.invoked_steps, settings.sampler, settings.early_stop) == (12, "entropy", False)
     assert resolve_settings(None) == (Settings(), [])
@@ -17,11 +19,20 @@ def test_vscode_style_section_is_accepted():
 
 def test_bad_values_fall_back_with_one_message_each():
     settings, problems = resolve_settings(
-        {"debounceMs": "soon", "device": "tpu", "invokedSteps": 0, "earlyStop": "yes", "seed": 1.5, "typo": 1},
+        {
+            "debounceMs": "soon",
+            "device": "tpu",
+            "invokedSteps": 0,
+            "earlyStop": "yes",
+            "seed": 1.5,
+            "typo": 1,
+        },
         base=Settings(debounce_ms=5),
     )
     assert settings.debounce_ms == Settings().debounce_ms
-    assert settings.device == "auto" and settings.invoked_steps == 24 and settings.early_stop is True
+    assert (
+        settings.device == "auto" and settings.invoked_steps == 24 and settings.early_stop is True
+    )
     assert len(problems) == 6
     assert any("unknown setting diffgem.typo" in p for p in problems)
     assert any("diffgem.device" in p and "auto, cpu, cuda" in p for p in problems)

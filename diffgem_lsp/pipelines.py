@@ -168,11 +168,15 @@ async def rewrite(
         prefix=canvas.prefix,
         suffix=canvas.suffix,
         old_text=canvas.original,
-        max_tokens=max(32, int(len(canvas.original) / 2)),
+        max_tokens=max(64, len(canvas.original)),  # generous: characters bound tokens
         sampler=_sampler(ls, automatic=False),
         seed=ls.settings.seed,
     )
     result = await _generate(ls, request, "rewrite")
+    if not result.finished:
+        # A rewrite cut by the token budget would drop the rest of the selection: offer nothing.
+        log.info("rewrite not finished within %d tokens: dropped", request.max_tokens)
+        return None
     new_text = C.postprocess_edit(canvas, result.text)
     if new_text is None or new_text == canvas.original:
         return None

@@ -75,6 +75,7 @@ class GenerationResult:
     reused_tokens: int
     encode_ms: float
     denoise_ms: float
+    finished: bool = True  # the fill ended at an EOS (False: cut by the token budget)
 
 
 def encode(message: dict[str, Any]) -> bytes:

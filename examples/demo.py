@@ -61,13 +61,16 @@ async def main() -> int:
         latencies.append(latency)
         print(f"── {path.relative_to(EXAMPLES)}  (line {hole.line + 1}, col {hole.character + 1})")
         print(show_context(hole))
-        text = items[0].insert_text if items else ""
-        shown = text if isinstance(text, str) else text.value
-        print(
-            f"  ⟶ completion ({latency:.0f} ms): {shown!r}"
-            if items
-            else f"  ⟶ no completion ({latency:.0f} ms)"
-        )
+        if items:
+            text = items[0].insert_text
+            shown = text if isinstance(text, str) else text.value
+            print(f"  ⟶ completion ({latency:.0f} ms): {shown!r}")
+        else:
+            raw = ((await session.worker_status()).get("last") or {}).get("text", "")
+            print(
+                f"  ⟶ no completion ({latency:.0f} ms); the model wrote {raw!r}, which post-processing"
+            )
+            print("    rejected (empty, or the file would parse worse with it)")
         print()
     print(
         f"inline completion latency: median {statistics.median(latencies):.0f} ms over {len(latencies)} holes\n"

@@ -105,7 +105,9 @@ class Engine:
         confidences: list[float] = []
         finished = False
         encoded_ids = list(prompt.ids)
-        max_canvases = max(1, -(-params.max_tokens // self.canvas_length))
+        max_canvases = max(
+            1, -(-params.max_tokens // self.canvas_length), len(prompt.initial_canvases)
+        )
         t1 = time.perf_counter()
         try:
             while canvases < max_canvases and not finished:
@@ -123,7 +125,11 @@ class Engine:
                     canvas_length=self.canvas_length,
                     settings=params.sampler,
                     generator=generator,
-                    initial_canvas=prompt.initial_canvas if first else None,
+                    initial_canvas=(
+                        prompt.initial_canvases[canvases]
+                        if canvases < len(prompt.initial_canvases)
+                        else None
+                    ),
                     pinned=prompt.pinned if first else None,
                     eos_ids=self.eos_ids,
                     should_stop=should_stop,

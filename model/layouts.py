@@ -18,7 +18,8 @@ PREFIX_TRIM_BAND = 128
 @dataclass(frozen=True)
 class Prompt:
     ids: list[int]  # encoder prompt
-    initial_canvas: list[int] | None = None  # decoder's first canvas; None = uniform noise
+    # Starting canvases, one per canvas (edits: the old text, chunked); missing ones start from noise.
+    initial_canvases: list[list[int]] = field(default_factory=list)
     pinned: dict[int, int] = field(
         default_factory=dict
     )  # canvas position -> token id, never re-drawn
@@ -36,9 +37,13 @@ def _trim_front(ids: list[int], keep: int) -> list[int]:
     return ids[drop:]
 
 
-def _pad_canvas(ids: list[int], canvas_length: int, eos_id: int) -> list[int]:
-    ids = ids[: canvas_length - 1]  # keep room for the EOS that marks the middle's end
-    return ids + [eos_id] * (canvas_length - len(ids))
+def _old_text_canvases(ids: list[int], canvas_length: int, eos_id: int) -> list[list[int]]:
+    """Chunk an edit's old text into canvases; the last one always keeps room for the closing EOS,
+    so a long selection is rewritten whole instead of being cut at one canvas."""
+    chunks = [ids[i : i + canvas_length] for i in range(0, len(ids), canvas_length)] or [[]]
+    if len(chunks[-1]) == canvas_length:
+        chunks.append([])
+    return [chunk + [eos_id] * (canvas_length - len(chunk)) for chunk in chunks]
 
 
 def fim_prompt(
@@ -71,11 +76,11 @@ def fim_prompt(
         + prefix_ids
         + [vocab["<fim_middle>"]]
     )
-    initial = None
+    initial: list[list[int]] = []
     if old_text is not None:
         old_ids = tokenizer(old_text, add_special_tokens=False).input_ids
-        initial = _pad_canvas(old_ids, canvas_length, tokenizer.eos_token_id)
-    return Prompt(ids=ids, initial_canvas=initial, healed=healed)
+        initial = _old_text_canvases(old_ids, canvas_length, tokenizer.eos_token_id)
+    return Prompt(ids=ids, initial_canvases=initial, healed=healed)
 
 
 CHAT_INSTRUCTION = (
@@ -117,11 +122,11 @@ def chat_prompt(
         tail = tokenizer(suffix, add_special_tokens=False).input_ids[:pin_suffix_tokens]
         start = canvas_length - len(tail)
         pinned = {start + i: t for i, t in enumerate(tail)}
-    initial = None
+    initial: list[list[int]] = []
     if old_text is not None:
         old_ids = tokenizer(old_text, add_special_tokens=False).input_ids
-        initial = _pad_canvas(old_ids, canvas_length, tokenizer.eos_token_id)
-    return Prompt(ids=list(ids), initial_canvas=initial, pinned=pinned)
+        initial = _old_text_canvases(old_ids, canvas_length, tokenizer.eos_token_id)
+    return Prompt(ids=list(ids), initial_canvases=initial, pinned=pinned)
 
 
 LAYOUTS = {"fim": fim_prompt, "chat": chat_prompt}

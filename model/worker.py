@@ -166,6 +166,7 @@ class Worker:
             reused_tokens=gen.reused_tokens,
             encode_ms=gen.encode_ms,
             denoise_ms=gen.denoise_ms,
+            finished=gen.truncated_at_eos,
         )
         self.last = asdict(result)
         self.totals["generations"] += 1

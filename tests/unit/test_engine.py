@@ -61,7 +61,7 @@ def test_own_sampler_loop_reproduces_generate_from_initial_canvas(engine):
             torch.tensor([prompt.ids]),
             max_new_tokens=model.config.canvas_length,
             max_denoising_steps=6,
-            decoder_input_ids=torch.tensor([prompt.initial_canvas]),
+            decoder_input_ids=torch.tensor([prompt.initial_canvases[0]]),
         )
         .sequences[0, len(prompt.ids) :]
         .tolist()
@@ -73,7 +73,7 @@ def test_own_sampler_loop_reproduces_generate_from_initial_canvas(engine):
         canvas_length=model.config.canvas_length,
         settings=SamplerSettings(max_steps=6),
         generator=torch.Generator().manual_seed(3),
-        initial_canvas=prompt.initial_canvas,
+        initial_canvas=prompt.initial_canvases[0],
     )
     assert ours.canvas == expected
 
@@ -233,8 +233,8 @@ def test_fim_layout_matches_contract(engine):
     middle = ids.index(vocab["<fim_prefix>"])
     assert tok.decode(ids[2:middle]) == "\nc = 3\n"
     assert tok.decode(ids[middle + 1 : -1]) == "a = 1\nb = "
-    assert prompt.initial_canvas is not None and len(prompt.initial_canvas) == 16
-    assert prompt.initial_canvas[-1] == tok.eos_token_id
+    assert len(prompt.initial_canvases) == 1 and len(prompt.initial_canvases[0]) == 16
+    assert prompt.initial_canvases[0][-1] == tok.eos_token_id
     assert replace(SamplerSettings(), max_steps=3).max_steps == 3
 
 
@@ -261,3 +261,18 @@ def test_chat_layout_probes_a_length_and_pins_the_rest(tiny_checkpoint, tmp_path
     )
     assert gen.truncated_at_eos  # the pinned EOS run ends the middle
     assert len(gen.token_ids) <= 8
+
+
+def test_long_edit_spans_several_canvases(engine):
+    """A selection longer than one canvas is rewritten whole, never cut at the canvas boundary."""
+    old = "total = total + values[i] * weights[i] - offsets[i] / scale + bias\n" * 4
+    prompt = engine.build_prompt(GenerateParams(prefix=PREFIX, suffix=SUFFIX, old_text=old))
+    old_ids = engine.tokenizer(old, add_special_tokens=False).input_ids
+    assert len(prompt.initial_canvases) == len(old_ids) // engine.canvas_length + 1
+    assert sum(prompt.initial_canvases, [])[: len(old_ids)] == old_ids
+    gen = engine.generate(
+        GenerateParams(
+            prefix=PREFIX, suffix=SUFFIX, old_text=old, sampler=SamplerSettings(max_steps=2)
+        )
+    )
+    assert gen.canvases >= len(prompt.initial_canvases) or gen.truncated_at_eos

@@ -24,3 +24,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     from diffgem_model.checkpoint import make_random_checkpoint
 
     return make_random_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt", stdlib_texts(), seed=0)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="rewrite canvas golden files")

@@ -161,16 +161,32 @@ def _cut_to_unit(canvas: InfillCanvas, candidate: str) -> str:
     return "\n".join(kept)
 
 
+def _bracket_balance(text: str) -> int:
+    """Openers minus closers (string contents are not told apart: good enough for a short fill)."""
+    return sum(text.count(c) for c in "([{") - sum(text.count(c) for c in ")]}")
+
+
 def _drop_suffix_overlap(fill: str, canvas: InfillCanvas) -> str:
     """Drop the end of a fill that repeats what already follows the cursor (Tabby's filter)."""
     rest = canvas.line_suffix.strip()
-    if rest and fill.rstrip().endswith(rest):
-        fill = fill.rstrip()[: -len(rest)]
+    for k in range(len(rest), 0, -1):
+        # The whole rest of the line repeated, or a closer the line already has (an auto-closed ")").
+        if fill.rstrip().endswith(rest[:k]) and (k == len(rest) or _bracket_balance(fill) < 0):
+            fill = fill.rstrip()[:-k]
+            break
     next_lines = [line.strip() for line in canvas.after.split("\n")[1:] if line.strip()][:3]
     lines = fill.split("\n")
     while len(lines) > 1 and next_lines and lines[-1].strip() == next_lines[0]:
+        # A closing line that closes the fill's own block is not a repeat of the suffix.
+        if _bracket_balance("\n".join(lines)) >= 0 and _bracket_balance(lines[-1]) < 0:
+            break
         lines.pop()
     return "\n".join(lines)
+
+
+def _brackets_close(fill: str, canvas: InfillCanvas) -> bool:
+    """A fill may leave brackets open only if the text after it on the line closes them."""
+    return _bracket_balance(fill) <= max(0, -_bracket_balance(canvas.line_suffix))
 
 
 def postprocess_infill(canvas: InfillCanvas, candidate: str) -> InfillResult | None:
@@ -186,7 +202,7 @@ def postprocess_infill(canvas: InfillCanvas, candidate: str) -> InfillResult | N
     lines = fill.split("\n")
     while lines and "".join(lines).strip():
         attempt = "\n".join(lines).rstrip()
-        if parses_no_worse(
+        if _brackets_close(attempt, canvas) and parses_no_worse(
             canvas.before + canvas.after, canvas.before + attempt + canvas.after, canvas.language
         ):
             return InfillResult(

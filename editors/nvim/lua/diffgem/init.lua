@@ -1,0 +1,230 @@
+-- diffgem for Neovim: setup() enables the `diffgem` LSP config (lsp/diffgem.lua) and wires the editor side:
+-- inline completion (0.12+ native, 0.11 via lua/diffgem/ghost.lua), completion popup, commands, keymaps.
+local M = {}
+
+local defaults = {
+  -- Path to diffgem-lsp; nil = vim.g.diffgem_server_path, .venv/bin/diffgem-lsp above cwd, PATH.
+  server_path = nil,
+  -- Server settings passed as initializationOptions (camelCase keys, see editors/README.md).
+  settings = {},
+  -- Inline (ghost text) completion: native vim.lsp.inline_completion on 0.12+, extmarks on 0.11.
+  inline = true,
+  -- 0.11 ghost text: ask as you type (after the server's debounce) instead of only on the keymap.
+  auto_ghost = false,
+  -- Completion popup through vim.lsp.completion (0.11 fallback, also useful on 0.12).
+  completion = true,
+  -- Suggested keymaps; set to false to define your own (see editors/README.md).
+  keymaps = {
+    accept = '<Tab>', -- insert mode: accept the ghost text (falls through to <Tab> otherwise)
+    suggest = '<M-]>', -- insert mode: ask for a suggestion now
+    dismiss = '<M-[>', -- insert mode: dismiss it
+    complete = '<C-Space>', -- insert mode: completion popup
+    rewrite = '<leader>dr', -- visual mode: "Rewrite selection"
+  },
+}
+
+M.config = vim.deepcopy(defaults)
+
+--- The current worker state as a short string for a statusline, e.g. "diffgem: ready".
+function M.statusline()
+  local status = vim.g.diffgem_status
+  if not status then
+    return ''
+  end
+  return 'diffgem: ' .. (status.state or '?')
+end
+
+function M.client(bufnr)
+  return vim.lsp.get_clients({ name = 'diffgem', bufnr = bufnr })[1]
+end
+
+--- Resolved server command (same order as lsp/diffgem.lua).
+function M.server_path()
+  if M.config.server_path then
+    return vim.fs.normalize(M.config.server_path)
+  end
+  local cfg = vim.lsp.config.diffgem
+  return cfg and cfg.cmd and cfg.cmd[1] or 'diffgem-lsp'
+end
+
+local function execute(command, on_result)
+  local client = M.client()
+  if not client then
+    vim.notify('diffgem: the server is not running in this buffer', vim.log.levels.WARN)
+    return
+  end
+  client:exec_cmd({ title = command, command = command, arguments = {} }, { bufnr = 0 }, function(err, result)
+    if err then
+      vim.notify(('diffgem: %s failed: %s'):format(command, err.message or vim.inspect(err)), vim.log.levels.ERROR)
+    elseif on_result then
+      on_result(result)
+    end
+  end)
+end
+
+function M.status()
+  execute('diffgem.status', function(result)
+    local last = vim.g.diffgem_status or {}
+    local state = result and result.state or last.state or '?'
+    local model = result and result.model or last.model or '?'
+    vim.notify(('diffgem: %s, model %s%s'):format(state, model, last.message and last.message ~= '' and (' (' .. last.message .. ')') or ''))
+  end)
+end
+
+function M.restart()
+  vim.notify('diffgem: restarting the model worker')
+  execute('diffgem.restartWorker', function(result)
+    vim.notify('diffgem: worker ' .. ((result and result.state) or 'restarted'))
+  end)
+end
+
+--- Run "Rewrite selection" on the visual selection (or `range`, {start={row,col}, ['end']={row,col}},
+--- 1-based rows, 0-based byte columns) and apply the edit. Unlike a bare vim.lsp.buf.code_action(), this
+--- tells the user when the model kept the text as it is (the server answers with a disabled action).
+function M.rewrite(range)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local client = M.client(bufnr)
+  if not client then
+    vim.notify('diffgem: the server is not running in this buffer', vim.log.levels.WARN)
+    return
+  end
+  local params
+  if range then
+    params = vim.lsp.util.make_given_range_params(range.start, range['end'], bufnr, client.offset_encoding)
+  else
+    local mode = vim.api.nvim_get_mode().mode
+    if mode == 'v' or mode == 'V' or mode == '\22' then
+      local a, b = vim.fn.getpos('v'), vim.fn.getpos('.')
+      if a[2] > b[2] or (a[2] == b[2] and a[3] > b[3]) then
+        a, b = b, a
+      end
+      local last = vim.fn.getline(b[2])
+      local end_col = mode == 'V' and #last or math.min(b[3], #last)
+      params = vim.lsp.util.make_given_range_params({ a[2], mode == 'V' and 0 or a[3] - 1 }, { b[2], end_col }, bufnr, client.offset_encoding)
+      vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes('<Esc>', true, false, true), 'n', false)
+    else
+      params = vim.lsp.util.make_range_params(0, client.offset_encoding)
+    end
+  end
+  params.context = { diagnostics = {}, only = { 'refactor.rewrite' } }
+  client:request('textDocument/codeAction', params, function(err, actions)
+    local action = not err and actions and vim.iter(actions):find(function(a)
+      return a.title == 'Rewrite selection'
+    end)
+    if not action then
+      vim.notify('diffgem: nothing to rewrite here' .. (err and (': ' .. err.message) or ''), vim.log.levels.WARN)
+      return
+    end
+    vim.notify('diffgem: rewriting…')
+    client:request('codeAction/resolve', action, function(rerr, resolved)
+      if rerr then
+        vim.notify('diffgem: rewrite failed: ' .. rerr.message, vim.log.levels.ERROR)
+      elseif resolved and resolved.edit then
+        vim.lsp.util.apply_workspace_edit(resolved.edit, client.offset_encoding)
+      elseif resolved and resolved.command then
+        client:exec_cmd(resolved.command, { bufnr = bufnr })
+      else
+        local reason = resolved and resolved.disabled and resolved.disabled.reason or 'no change'
+        vim.notify('diffgem: ' .. reason)
+      end
+    end, bufnr)
+  end, bufnr)
+end
+
+local function set_keymaps(client, bufnr)
+  local keys = M.config.keymaps
+  if not keys then
+    return
+  end
+  local ghost = require('diffgem.ghost')
+  local native = vim.lsp.inline_completion ~= nil
+  if keys.accept then
+    vim.keymap.set('i', keys.accept, function()
+      if native then
+        if vim.lsp.inline_completion.get() then
+          return ''
+        end
+      elseif ghost.accept(bufnr) then
+        return ''
+      end
+      return vim.api.nvim_replace_termcodes(keys.accept, true, false, true)
+    end, { buffer = bufnr, expr = true, desc = 'diffgem: accept suggestion' })
+  end
+  if keys.suggest then
+    vim.keymap.set('i', keys.suggest, function()
+      if native then
+        vim.lsp.inline_completion.select({ count = 1 })
+      else
+        ghost.request(bufnr, client.id, 'invoked')
+      end
+    end, { buffer = bufnr, desc = 'diffgem: suggest' })
+  end
+  if keys.dismiss and not native then
+    vim.keymap.set('i', keys.dismiss, function()
+      ghost.clear(bufnr)
+    end, { buffer = bufnr, desc = 'diffgem: dismiss suggestion' })
+  end
+  if keys.complete and M.config.completion then
+    vim.keymap.set('i', keys.complete, vim.lsp.completion.get, { buffer = bufnr, desc = 'diffgem: completion popup' })
+  end
+  if keys.rewrite then
+    vim.keymap.set('x', keys.rewrite, function()
+      M.rewrite()
+    end, { buffer = bufnr, desc = 'diffgem: rewrite selection' })
+  end
+end
+
+local function on_attach(client, bufnr)
+  if M.config.inline then
+    if vim.lsp.inline_completion then -- Neovim 0.12+
+      vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
+    else
+      require('diffgem.ghost').attach(bufnr, client.id, { auto = M.config.auto_ghost })
+    end
+  end
+  if M.config.completion then
+    vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = false })
+  end
+  set_keymaps(client, bufnr)
+end
+
+function M.setup(opts)
+  if vim.fn.has('nvim-0.11') == 0 then
+    vim.notify('diffgem: needs Neovim 0.11 or newer', vim.log.levels.ERROR)
+    return
+  end
+  M.config = vim.tbl_deep_extend('force', vim.deepcopy(defaults), opts or {})
+  if opts and opts.keymaps == false then
+    M.config.keymaps = false
+  end
+  if M.config.server_path then
+    vim.g.diffgem_server_path = M.config.server_path
+    vim.lsp.config('diffgem', { cmd = { vim.fs.normalize(M.config.server_path) } })
+  end
+  vim.lsp.config('diffgem', { init_options = M.config.settings })
+
+  -- One clear message instead of an error every time a buffer opens.
+  local path = M.server_path()
+  if vim.fn.executable(path) == 0 then
+    vim.notify(
+      ('diffgem: server %q not found or not executable; set server_path in require("diffgem").setup() '
+        .. 'or install diffgem-lsp (see :checkhealth diffgem)'):format(path),
+      vim.log.levels.ERROR
+    )
+    return
+  end
+
+  local group = vim.api.nvim_create_augroup('diffgem', { clear = true })
+  vim.api.nvim_create_autocmd('LspAttach', {
+    group = group,
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if client and client.name == 'diffgem' then
+        on_attach(client, args.buf)
+      end
+    end,
+  })
+  vim.lsp.enable('diffgem')
+end
+
+return M

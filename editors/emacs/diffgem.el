@@ -1,0 +1,202 @@
+;;; diffgem.el --- diffgem-lsp for Emacs: eglot and lsp-mode  -*- lexical-binding: t; -*-
+
+;; Version: 0.1.0
+;; Package-Requires: ((emacs "27.1"))
+;; Keywords: languages, tools, convenience
+;; URL: https://github.com/diffgem/diffgem-lsp
+
+;;; Commentary:
+
+;; Registers the diffgem-lsp language server (code completions and "Rewrite selection" from a
+;; diffusion model) with eglot and with lsp-mode.  Load this file, then use either client:
+;;
+;;   (require 'diffgem)
+;;   (add-hook 'python-mode-hook #'eglot-ensure)      ; eglot: diffgem is the buffer's server
+;;   ;; or
+;;   (add-hook 'python-mode-hook #'lsp-deferred)      ; lsp-mode: diffgem runs beside pylsp etc.
+;;
+;; eglot manages one server per buffer, so for the modes in `diffgem-major-modes' diffgem takes the
+;; place of the usual server; lsp-mode runs it as an add-on next to the usual one and, from lsp-mode
+;; 9.0 (which has `lsp-inline-completion-mode'), shows its suggestions as ghost text.
+;; Settings (`diffgem-settings') go to the server as initializationOptions.
+
+;;; Code:
+
+(require 'cl-lib)
+(require 'subr-x)
+
+(defgroup diffgem nil
+  "Code completions from a diffusion model (diffgem-lsp)."
+  :group 'tools
+  :prefix "diffgem-")
+
+(defcustom diffgem-server-path nil
+  "Path of the diffgem-lsp executable.
+When nil, use .venv/bin/diffgem-lsp in a directory above the
+current file, else diffgem-lsp on `exec-path'."
+  :type '(choice (const :tag "Find it" nil) file))
+
+(defcustom diffgem-server-args nil
+  "Extra arguments for diffgem-lsp, e.g. (\"--log-file\" \"/tmp/diffgem.log\")."
+  :type '(repeat string))
+
+(defcustom diffgem-settings nil
+  "Server settings: a plist of the server's camelCase keys.
+They are sent as initializationOptions.  Example:
+  (:invokedSteps 24 :automaticSuggestions t :debounceMs 60)
+An unknown key or a bad value gets one message from the server
+and the default."
+  :type 'plist)
+
+(defconst diffgem-language-ids
+  '((python-mode . "python") (python-ts-mode . "python")
+    (js-mode . "javascript") (js-ts-mode . "javascript") (js2-mode . "javascript")
+    (js-jsx-mode . "javascriptreact") (rjsx-mode . "javascriptreact")
+    (typescript-mode . "typescript") (typescript-ts-mode . "typescript")
+    (tsx-ts-mode . "typescriptreact")
+    (go-mode . "go") (go-ts-mode . "go")
+    (rust-mode . "rust") (rust-ts-mode . "rust") (rustic-mode . "rust"))
+  "Major modes diffgem serves, each with the LSP language id it needs.")
+
+(defcustom diffgem-major-modes (mapcar #'car diffgem-language-ids)
+  "Major modes for which eglot starts diffgem-lsp."
+  :type '(repeat symbol))
+
+(defvar diffgem-status nil
+  "Last worker state from the server's diffgem/status notification.
+A plist (:state :message :model).")
+
+;;; Finding the server
+
+(defun diffgem-server-command ()
+  "The command line that starts diffgem-lsp.
+Signal a `user-error' saying why when there is none."
+  (let ((path (cond
+               (diffgem-server-path (expand-file-name diffgem-server-path))
+               ((when-let ((root (locate-dominating-file
+                                  default-directory ".venv/bin/diffgem-lsp")))
+                  (expand-file-name ".venv/bin/diffgem-lsp" root)))
+               (t (executable-find "diffgem-lsp")))))
+    (unless (and path (file-executable-p path))
+      (user-error "diffgem: server %s not found or not executable; set `diffgem-server-path' or install diffgem-lsp"
+                  (or path "diffgem-lsp")))
+    (cons path diffgem-server-args)))
+
+(defun diffgem--initialization-options ()
+  (or diffgem-settings (make-hash-table)))
+
+;;; Status (both clients)
+
+(defun diffgem--set-status (state message model)
+  (setq diffgem-status (list :state state :message message :model model))
+  (when (equal state "error")
+    (display-warning 'diffgem (format "worker error: %s" message) :error))
+  (force-mode-line-update t))
+
+(defun diffgem-mode-line ()
+  "A short mode-line string, e.g. \"diffgem:ready\"."
+  (if diffgem-status (format " diffgem:%s" (plist-get diffgem-status :state)) ""))
+
+(defvar diffgem--mode-line-entry '(:eval (diffgem-mode-line)))
+(unless (member diffgem--mode-line-entry global-mode-string)
+  (setq global-mode-string (append global-mode-string (list diffgem--mode-line-entry))))
+
+;;; eglot
+
+(defun diffgem--eglot-contact (&optional _interactive)
+  "Eglot contact: the server command and `diffgem-settings'."
+  (append (diffgem-server-command)
+          (list :initializationOptions (lambda (_server) (diffgem--initialization-options)))))
+
+(defun diffgem--eglot-modes ()
+  (mapcar (lambda (mode)
+            (list mode :language-id (or (alist-get mode diffgem-language-ids) "python")))
+          diffgem-major-modes))
+
+(with-eval-after-load 'eglot
+  (add-to-list 'eglot-server-programs (cons (diffgem--eglot-modes) #'diffgem--eglot-contact))
+  (cl-defmethod eglot-handle-notification
+    (_server (_method (eql diffgem/status)) &key state message model &allow-other-keys)
+    "Worker state from diffgem-lsp."
+    (diffgem--set-status state message model)))
+
+;;; lsp-mode
+
+(declare-function lsp-register-client "lsp-mode")
+(declare-function make-lsp-client "lsp-mode")
+(declare-function lsp-stdio-connection "lsp-mode")
+(declare-function lsp-activate-on "lsp-mode")
+(declare-function lsp-workspaces "lsp-mode")
+(declare-function lsp--workspace-client "lsp-mode")
+(declare-function lsp--client-server-id "lsp-mode")
+(defvar lsp-language-id-configuration)
+
+(defun diffgem--lsp-status (_workspace params)
+  (diffgem--set-status (gethash "state" params) (gethash "message" params) (gethash "model" params)))
+
+(defun diffgem--lsp-maybe-inline ()
+  "Turn on lsp-mode's ghost text when diffgem serves the buffer.
+Only lsp-mode 9.0 and newer have `lsp-inline-completion-mode'."
+  (when (and (fboundp 'lsp-inline-completion-mode)
+             (cl-some (lambda (ws) (eq (lsp--client-server-id (lsp--workspace-client ws)) 'diffgem))
+                      (lsp-workspaces)))
+    (lsp-inline-completion-mode 1)))
+
+(with-eval-after-load 'lsp-mode
+  (dolist (entry diffgem-language-ids)
+    (unless (assq (car entry) lsp-language-id-configuration)
+      (add-to-list 'lsp-language-id-configuration entry t)))
+  (lsp-register-client
+   (make-lsp-client
+    :new-connection (lsp-stdio-connection #'diffgem-server-command)
+    :activation-fn (lambda (_file mode) (memq mode diffgem-major-modes))
+    :server-id 'diffgem
+    :add-on? t
+    :priority -2
+    :initialization-options #'diffgem--initialization-options
+    :notification-handlers (let ((table (make-hash-table :test #'equal)))
+                             (puthash "diffgem/status" #'diffgem--lsp-status table)
+                             table)))
+  (add-hook 'lsp-after-open-hook #'diffgem--lsp-maybe-inline))
+
+;;; Commands
+
+(declare-function eglot-current-server "eglot")
+(declare-function eglot-execute-command "eglot")
+(declare-function eglot-code-actions "eglot")
+(declare-function lsp-send-execute-command "lsp-mode")
+(declare-function lsp-execute-code-action-by-kind "lsp-mode")
+
+(defun diffgem--execute (command)
+  (cond
+   ((and (fboundp 'eglot-current-server) (eglot-current-server))
+    (eglot-execute-command (eglot-current-server) command []))
+   ((bound-and-true-p lsp-mode) (lsp-send-execute-command (symbol-name command) []))
+   (t (user-error "diffgem: no language server in this buffer"))))
+
+(defun diffgem-status ()
+  "Show the worker state and model."
+  (interactive)
+  (let ((status (diffgem--execute 'diffgem.status)))
+    (message "diffgem: %s, model %s"
+             (or (and (listp status) (plist-get status :state)) (plist-get diffgem-status :state) "?")
+             (or (and (listp status) (plist-get status :model)) (plist-get diffgem-status :model) "?"))))
+
+(defun diffgem-restart-worker ()
+  "Restart the model worker (workspace/executeCommand diffgem.restartWorker)."
+  (interactive)
+  (message "diffgem: restarting the worker...")
+  (diffgem--execute 'diffgem.restartWorker)
+  (message "diffgem: worker restarted"))
+
+(defun diffgem-rewrite-region (beg end)
+  "Run \"Rewrite selection\" on the region BEG..END and apply the model's edit."
+  (interactive "r")
+  (cond
+   ((and (fboundp 'eglot-current-server) (eglot-current-server))
+    (eglot-code-actions beg end "refactor.rewrite" t))
+   ((bound-and-true-p lsp-mode) (lsp-execute-code-action-by-kind "refactor.rewrite"))
+   (t (user-error "diffgem: no language server in this buffer"))))
+
+(provide 'diffgem)
+;;; diffgem.el ends here

@@ -1,0 +1,94 @@
+;;; emacs_driver.el --- drive eglot + diffgem.el in `emacs --batch'; results as JSON  -*- lexical-binding: t; -*-
+;; Environment: DIFFGEM_LSP (server), DIFFGEM_EMACS_OUT (JSON path), DIFFGEM_HOLE ("line,col", 0-based),
+;; DIFFGEM_REWRITE_FILE (text to rewrite), DIFFGEM_SELECTION ("l1,l2", 1-based lines),
+;; DIFFGEM_EMACS_CASE ("session" or "startup").  tests/editors/test_emacs.py asserts on the JSON.
+(require 'eglot)
+(require 'json)
+(require 'diffgem)
+
+(defvar driver-out (make-hash-table :test #'equal))
+(defvar driver-messages nil)
+(defun driver-put (key value) (puthash key value driver-out))
+(advice-add 'message :after
+            (lambda (fmt &rest args)
+              (when fmt (push (apply #'format-message fmt args) driver-messages))))
+
+(setq diffgem-server-path (getenv "DIFFGEM_LSP")
+      diffgem-settings (json-parse-string (getenv "DIFFGEM_SETTINGS") :object-type 'plist)
+      eglot-connect-timeout 60
+      eglot-sync-connect t)
+
+(defun driver-finish ()
+  (driver-put "messages" (vconcat (reverse driver-messages)))
+  (with-temp-file (getenv "DIFFGEM_EMACS_OUT")
+    (insert (json-encode driver-out))))
+
+(defun driver-wait (pred seconds)
+  (let ((deadline (+ (float-time) seconds)))
+    (while (and (not (funcall pred)) (< (float-time) deadline))
+      (accept-process-output nil 0.05))
+    (funcall pred)))
+
+(defun driver-connect ()
+  "Connect eglot the way `eglot-ensure' does, through `eglot-server-programs'."
+  (apply #'eglot--connect (eglot--guess-contact)))
+
+(defun driver-session ()
+  (let* ((hole (mapcar #'string-to-number (split-string (getenv "DIFFGEM_HOLE") ",")))
+         (server (driver-connect)))
+    (driver-put "major_mode" (symbol-name major-mode))
+    (driver-put "server_command" (vconcat (process-command (jsonrpc--process server))))
+    (driver-put "language_id" (eglot--language-id server))
+    (driver-put "capabilities"
+                (list (cons "completion" (and (eglot--server-capable :completionProvider) t))
+                      (cons "code_action" (and (eglot--server-capable :codeActionProvider) t))))
+    (driver-wait (lambda () (equal (plist-get diffgem-status :state) "ready")) 60)
+    (driver-put "status" (plist-get diffgem-status :state))
+    ;; Completion at the hole: what M-x completion-at-point does with eglot's capf.
+    (goto-char (point-min))
+    (forward-line (nth 0 hole))
+    (forward-char (nth 1 hole))
+    (let ((before (buffer-string))
+          (completion-styles '(basic partial-completion emacs22)))
+      (let ((capf (eglot-completion-at-point)))
+        (driver-put "capf_candidates"
+                    (vconcat (all-completions "" (nth 2 capf)))))
+      (completion-at-point)
+      (driver-put "before_completion" before)
+      (driver-put "after_completion" (buffer-string)))
+    ;; "Rewrite selection" on a region through diffgem-rewrite-region (eglot-code-actions).
+    (erase-buffer)
+    (insert-file-contents (getenv "DIFFGEM_REWRITE_FILE"))
+    (let* ((lines (mapcar #'string-to-number (split-string (getenv "DIFFGEM_SELECTION") ",")))
+           (beg (progn (goto-char (point-min)) (forward-line (1- (nth 0 lines))) (point)))
+           (end (progn (goto-char (point-min)) (forward-line (1- (nth 1 lines))) (line-end-position)))
+           (tick (buffer-chars-modified-tick))
+           (seen (length driver-messages)))
+      (driver-put "before_rewrite" (buffer-string))
+      (driver-put "code_actions"
+                  (vconcat (mapcar (lambda (a) (list (cons "title" (plist-get a :title))
+                                                     (cons "kind" (plist-get a :kind))
+                                                     (cons "has_command" (and (plist-get a :command) t))))
+                                   (eglot-code-actions beg end "refactor.rewrite"))))
+      (diffgem-rewrite-region beg end)
+      (driver-wait (lambda () (or (/= tick (buffer-chars-modified-tick))
+                                  (> (length driver-messages) seen)))
+                   60)
+      (driver-wait (lambda () nil) 0.3)
+      (driver-put "after_rewrite" (buffer-string)))
+    (eglot-shutdown server)))
+
+(defun driver-startup ()
+  (driver-put "error" nil)
+  (condition-case err
+      (driver-connect)
+    (error (driver-put "connect_error" (error-message-string err)))))
+
+(condition-case err
+    (progn
+      (find-file (car command-line-args-left))
+      (setq command-line-args-left nil)
+      (if (equal (getenv "DIFFGEM_EMACS_CASE") "startup") (driver-startup) (driver-session)))
+  (error (driver-put "error" (error-message-string err))))
+(driver-finish)
+(kill-emacs 0)

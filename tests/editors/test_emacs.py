@@ -1,0 +1,116 @@
+"""A real `emacs --batch` (Emacs 28, Debian elpa-eglot) connects eglot to diffgem-lsp through editors/emacs.
+
+The session loads editors/emacs/diffgem.el, lets eglot find the server through `eglot-server-programs`,
+completes at a hole with `completion-at-point` (eglot's capf applies the item's textEdit) and runs
+"Rewrite selection" on a region with `diffgem-rewrite-region`. eglot 1.9 has no codeAction/resolve, so
+the server hands it a command and applies the edit with workspace/applyEdit.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import EDITORS, REPO, TEST_SETTINGS, clean_env, server_path
+
+pytestmark = pytest.mark.editor
+
+DRIVER = Path(__file__).with_name("emacs_driver.el")
+HOLE_SOURCE = 'def greet(name):\n    message = "Hello, "\n    return message\n\n\nprint(greet("world"))\n'
+HOLE = (1, len('    message = "Hello, '))
+REWRITE_SOURCE = (
+    "def average(values):\n    total = 0\n    count = 0\n    for i in range(0, len(values)):\n"
+    "        total = total + values[i]\n        count = count + 1\n    return total / count\n"
+)
+
+
+def emacs_with_eglot() -> str:
+    emacs = shutil.which("emacs")
+    if emacs is None:
+        subprocess.run(["bash", str(REPO / "scripts" / "install-editor-deps.sh")], timeout=900)
+        emacs = shutil.which("emacs")
+    if emacs is None:
+        pytest.skip("Emacs not installed and apt-get unavailable (scripts/install-editor-deps.sh)")
+    probe = subprocess.run(
+        [emacs, "--batch", "--eval", "(progn (require 'eglot) (princ (featurep 'eglot)))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"eglot not available in Emacs (apt-get install elpa-eglot): {probe.stderr[-300:]}")
+    return emacs
+
+
+def run_emacs(tmp_path: Path, case: str, server: str, timeout: float = 180) -> dict:
+    work = tmp_path / "project"
+    work.mkdir(exist_ok=True)
+    target = work / "sample.py"
+    target.write_text(HOLE_SOURCE)
+    rewrite = tmp_path / "average.py"
+    rewrite.write_text(REWRITE_SOURCE)
+    out = tmp_path / f"{case}.json"
+    env = clean_env(tmp_path)
+    env.update(
+        DIFFGEM_LSP=server,
+        DIFFGEM_SETTINGS=json.dumps(TEST_SETTINGS),
+        DIFFGEM_EMACS_OUT=str(out),
+        DIFFGEM_EMACS_CASE=case,
+        DIFFGEM_HOLE=f"{HOLE[0]},{HOLE[1]}",
+        DIFFGEM_REWRITE_FILE=str(rewrite),
+        DIFFGEM_SELECTION="2,6",
+    )
+    proc = subprocess.run(
+        [emacs_with_eglot(), "--batch", "-L", str(EDITORS / "emacs"), "-l", str(DRIVER), str(target)],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert out.exists(), f"emacs wrote no result (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    result = json.loads(out.read_text())
+    result["stderr"] = proc.stderr
+    return result
+
+
+def test_emacs_eglot_completion_and_rewrite(tmp_path: Path):
+    result = run_emacs(tmp_path, "session", str(server_path()))
+    assert not result.get("error"), result["error"] + "\n" + result["stderr"][-3000:]
+    assert result["major_mode"] == "python-mode"
+    assert result["server_command"][0].endswith("diffgem-lsp")
+    assert result["language_id"] == "python"
+    assert result["capabilities"] == {"completion": True, "code_action": True}
+    assert result["status"] == "ready"  # diffgem/status reached diffgem.el's handler
+
+    # completion-at-point inserted the server's fill at the hole; the rest of the file is intact.
+    [candidate] = result["capf_candidates"]
+    assert candidate.strip()
+    before, after = result["before_completion"], result["after_completion"]
+    assert before == HOLE_SOURCE and after != before
+    line = after.split("\n")[HOLE[0]]
+    assert line.startswith('    message = "Hello, ') and len(line) > len('    message = "Hello, "')
+    assert after.startswith("def greet(name):\n") and after.endswith('print(greet("world"))\n')
+    assert after.count("\n") >= before.count("\n")
+
+    # Code action listed with a command (eglot 1.9 has no resolve); running it applied an edit or
+    # showed the server's reason for not changing anything.
+    [action] = result["code_actions"]
+    assert action == {"title": "Rewrite selection", "kind": "refactor.rewrite", "has_command": True}
+    assert result["before_rewrite"] == REWRITE_SOURCE
+    if result["after_rewrite"] == REWRITE_SOURCE:
+        assert any("nothing to rewrite" in m for m in result["messages"]), result["messages"]
+    else:
+        assert result["after_rewrite"].startswith("def average(values):\n")
+        assert result["after_rewrite"].endswith("    return total / count\n")
+
+
+def test_emacs_wrong_server_path_gives_one_clear_error(tmp_path: Path):
+    missing = tmp_path / "no" / "diffgem-lsp"
+    result = run_emacs(tmp_path, "startup", str(missing), timeout=60)
+    assert "not found or not executable" in result["connect_error"]
+    assert str(missing) in result["connect_error"]

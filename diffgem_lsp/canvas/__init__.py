@@ -1,22 +1,35 @@
 """Canvases: turn document text + a cursor or selection into what the model fills, and check its answer.
 
-Pure: plain text and dataclasses in and out — no LSP types, no model, no I/O.
+Pure: plain text and dataclasses in and out — no LSP types, no model, no I/O. Positions are UTF-16
+`Position`s throughout; positions.py converts from and to the client's negotiated encoding.
 """
 
 from .edit import EditCanvas, TextEditData, build_edit_canvas, minimal_edits, postprocess_edit
-from .infill import InfillCanvas, InfillResult, build_infill_canvas, postprocess_infill
-from .languages import SUPPORTED_LANGUAGES
+from .infill import (
+    MAX_TOKENS,
+    STOP_RULES,
+    InfillCanvas,
+    InfillResult,
+    build_infill_canvas,
+    postprocess_infill,
+)
+from .languages import SUPPORTED_LANGUAGES, grammar_of
 from .positions import (
     Position,
     PositionError,
     byte_offset,
     from_utf16_position,
+    line_bounds,
+    normalize_encoding,
     offset_at,
     position_at,
     to_utf16_position,
+    units,
 )
 
 __all__ = [
+    "MAX_TOKENS",
+    "STOP_RULES",
     "SUPPORTED_LANGUAGES",
     "EditCanvas",
     "InfillCanvas",
@@ -28,10 +41,14 @@ __all__ = [
     "build_infill_canvas",
     "byte_offset",
     "from_utf16_position",
+    "grammar_of",
+    "line_bounds",
     "minimal_edits",
+    "normalize_encoding",
     "offset_at",
     "position_at",
     "postprocess_edit",
     "postprocess_infill",
     "to_utf16_position",
+    "units",
 ]

@@ -1,6 +1,6 @@
 """Edit canvases: a selection expanded to whole syntax nodes and lines, and the minimal edit for a rewrite.
 
-Pure functions over document text; positions are UTF-16 `Position`s.
+Pure functions over document text; positions are UTF-16 `Position`s (convert through positions.py).
 """
 
 from __future__ import annotations
@@ -10,18 +10,20 @@ from dataclasses import dataclass
 
 from tree_sitter import Node
 
-from .languages import parse, parses_no_worse
-from .positions import Position, byte_offset, offset_at, position_at
+from .languages import grammar_of, parse, syntax_errors
+from .lines import eol_of, indent_of
+from .positions import Position, byte_offset, line_bounds, offset_at, offset_of_byte, position_at
 
 
 @dataclass(frozen=True)
 class EditCanvas:
     language: str
-    prefix: str
-    suffix: str
+    prefix: str  # the document before the expanded range (ends at a line start)
+    suffix: str  # the document after it (starts at a line break, or is empty)
     original: str  # the expanded selection: the canvas starts from this text
     start: Position  # expanded range, UTF-16
     end: Position
+    eol: str = "\n"  # the document's line ending; rewrites are returned with it
 
 
 @dataclass(frozen=True)
@@ -32,28 +34,31 @@ class TextEditData:
 
 
 def _expand_to_nodes(text: str, language_id: str, start: int, end: int) -> tuple[int, int]:
-    """Grow [start, end) so that it cuts no syntax node: the children of the smallest node covering the
-    selection that the selection touches are taken whole."""
+    """Grow [start, end) so that it cuts no syntax node: of the smallest node covering the selection,
+    the children the selection touches are taken whole (two statements of a body stay two
+    statements, not the whole body); a selection inside a leaf takes the leaf."""
     tree = parse(text, language_id)
     if tree is None or start == end:
         return start, end
-    data = text.encode("utf-8")
+    data = text.encode("utf-8", "surrogatepass")
     b_start, b_end = byte_offset(text, start), byte_offset(text, end)
     node: Node | None = tree.root_node.descendant_for_byte_range(b_start, b_end)
     if node is None:
         return start, end
+    if node.is_error:
+        # Broken code: node boundaries mean little there, and an ERROR node may span the file.
+        return start, end
     touched = [c for c in node.children if c.end_byte > b_start and c.start_byte < b_end]
-    if touched and node.type != "ERROR":
+    if touched:
         b_start, b_end = min(b_start, touched[0].start_byte), max(b_end, touched[-1].end_byte)
     else:
         b_start, b_end = min(b_start, node.start_byte), max(b_end, node.end_byte)
-    return len(data[:b_start].decode("utf-8", "ignore")), len(
-        data[:b_end].decode("utf-8", "ignore")
-    )
+    return offset_of_byte(data, b_start), offset_of_byte(data, b_end)
 
 
 def build_edit_canvas(text: str, language_id: str, start: Position, end: Position) -> EditCanvas:
-    """Expand a selection to whole syntax nodes, then to whole lines."""
+    """Expand a selection to whole syntax nodes, then to whole lines. An empty selection takes its
+    line. Raises PositionError for a position past the end of the document."""
     if end < start:
         start, end = end, start
     s, e = offset_at(text, start), offset_at(text, end)
@@ -64,8 +69,7 @@ def build_edit_canvas(text: str, language_id: str, start: Position, end: Positio
         e -= 1
     s, e = _expand_to_nodes(text, language_id, s, e)
     s = text.rfind("\n", 0, s) + 1
-    line_end = text.find("\n", e)
-    e = len(text) if line_end < 0 else line_end
+    e = line_bounds(text, text.count("\n", 0, e))[1]  # the end of the last line, before its "\r\n"
     return EditCanvas(
         language=language_id,
         prefix=text[:s],
@@ -73,32 +77,54 @@ def build_edit_canvas(text: str, language_id: str, start: Position, end: Positio
         original=text[s:e],
         start=position_at(text, s),
         end=position_at(text, e),
+        eol=eol_of(text),
     )
+
+
+def _reindented(original: str, new: str) -> list[str]:
+    """Ways to restore the indentation a model may drop: the original's first-line indentation on
+    every line (the whole fill came back dedented) or on the first line only."""
+    first_original = next((line for line in original.split("\n") if line.strip()), "")
+    indent = indent_of(first_original)
+    if not indent or new.startswith(indent):
+        return [new]
+    lines = new.split("\n")
+    every = "\n".join(indent + line if line.strip() else line for line in lines)
+    first = "\n".join([indent + lines[0].lstrip(" \t"), *lines[1:]])
+    return [every, first]
 
 
 def postprocess_edit(canvas: EditCanvas, candidate: str) -> str | None:
     """The rewritten region, or None if it is empty or makes the file parse worse."""
-    new = candidate.replace("\r\n", "\n").rstrip()
+    new = candidate.replace("\r\n", "\n").lstrip("\n").rstrip()
     if not new.strip():
         return None
-    first_indent = canvas.original[: len(canvas.original) - len(canvas.original.lstrip(" \t"))]
-    if first_indent and not new.startswith((" ", "\t")):
-        new = first_indent + new  # the model may drop the leading indentation it was given
-    before = canvas.prefix + canvas.original + canvas.suffix
-    if not parses_no_worse(before, canvas.prefix + new + canvas.suffix, canvas.language):
-        return None
-    return new
+    eol = canvas.eol
+    original = canvas.original.replace(eol, "\n")
+    prefix, suffix = canvas.prefix.replace(eol, "\n"), canvas.suffix.replace(eol, "\n")
+    new = "\n".join(line.rstrip() for line in new.split("\n"))
+    if grammar_of(canvas.language) is None:
+        return _reindented(original, new)[0].replace("\n", eol)
+    bar = syntax_errors(prefix + original + suffix, canvas.language)
+    for option in _reindented(original, new):
+        if syntax_errors(prefix + option + suffix, canvas.language) <= bar:
+            return option.replace("\n", eol)
+    return None
 
 
 def minimal_edits(old: str, new: str, start: Position) -> list[TextEditData]:
-    """The smallest set of replacements that turns `old` (which begins at `start`) into `new`."""
+    """The smallest set of replacements that turns `old` (which begins at `start`) into `new`.
 
-    def pos(text_before: str) -> Position:
-        lines = text_before.split("\n")
-        column = len(lines[-1].encode("utf-16-le")) // 2
-        if len(lines) == 1:
-            return Position(start.line, start.character + column)
-        return Position(start.line + len(lines) - 1, column)
+    Lines are matched with difflib; each changed run of lines is then trimmed of the characters it
+    shares at both ends, so that a one-character change is a one-character edit. Ranges refer to the
+    document before any edit (LSP applies a WorkspaceEdit's edits to the original text).
+    """
+
+    def pos(offset: int) -> Position:
+        inner = position_at(old, offset)  # UTF-16, relative to old
+        if inner.line == 0:
+            return Position(start.line, start.character + inner.character)
+        return Position(start.line + inner.line, inner.character)
 
     old_lines, new_lines = old.splitlines(keepends=True), new.splitlines(keepends=True)
     edits = []
@@ -118,7 +144,5 @@ def minimal_edits(old: str, new: str, start: Position) -> list[TextEditData]:
         ):
             tail += 1
         a_from, a_to = a_start + head, a_start + len(a_text) - tail
-        edits.append(
-            TextEditData(pos(old[:a_from]), pos(old[:a_to]), b_text[head : len(b_text) - tail])
-        )
+        edits.append(TextEditData(pos(a_from), pos(a_to), b_text[head : len(b_text) - tail]))
     return edits

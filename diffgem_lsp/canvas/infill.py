@@ -8,35 +8,63 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .languages import GRAMMARS, INDENTED, parse, parses_no_worse
-from .positions import Position, offset_at
+from .languages import error_count, grammar_of, parse, syntax_errors
+from .lines import (
+    bracket_balance,
+    eol_of,
+    first_negative_depth_line,
+    indent_of,
+    indent_width,
+    is_word_char,
+    next_code_line,
+)
+from .positions import Position, byte_offset, line_bounds, offset_at, units
+from .syntax import block_header_row, in_comment
 
 # Token budgets per hole kind: a single-line fill is short; a block may take several canvases.
 MAX_TOKENS = {"expression": 24, "line": 48, "block": 128}
-BLOCK_OPENERS = (":", "{", "=>")
+# Where a fill of each kind is cut: at the first newline, where the expression closes (a closer the
+# line after the cursor already has), or at the first line that dedents below the cursor's scope.
+STOP_RULES = {"expression": "close", "line": "newline", "block": "dedent"}
 # The prefix window starts at a line boundary chosen in bands of this many characters, so that typing
 # keeps the window's first character fixed and the worker's prompt cache stays valid.
 WINDOW_BAND = 2048
+# Text after the cursor that an editor typically auto-inserted (closing brackets and quotes, a
+# semicolon): a fill may type over it, and the result then replaces it (a same-line LSP range).
+AUTO_CLOSED = frozenset(")]}\"'`;,: \t")
 
 
 @dataclass(frozen=True)
 class InfillCanvas:
     language: str
-    prefix: str  # window of text before the cursor sent to the model
-    suffix: str  # window of text after the cursor sent to the model
+    prefix: str  # window of text before the cursor sent to the model (starts at a line boundary)
+    suffix: str  # window of text after the cursor sent to the model (ends at a line boundary)
     position: Position  # cursor, UTF-16
     hole_kind: str  # "expression" | "line" | "block"
     max_tokens: int
     indent: str  # indentation of the cursor's line
-    line_suffix: str  # text after the cursor on its line
+    line_suffix: str  # text after the cursor on its line (without the line break)
     before: str  # the whole document before the cursor (for post-processing)
     after: str  # the whole document after the cursor
+    stop: str = "newline"  # STOP_RULES[hole_kind]
+    # Block holes: lines of a fill indented less than this (columns, tabs as 4) end it. None: the
+    # fill's own first line sets it (a cursor at column 0 of a blank line).
+    scope: int | None = None
+    eol: str = "\n"  # the document's line ending; fills are returned with it
+    base_errors: int = 0  # ERROR/MISSING nodes in the document as it is (the bar a fill must meet)
+
+    @property
+    def before_line(self) -> str:
+        """Text before the cursor on its line."""
+        return self.before[self.before.rfind("\n") + 1 :]
 
 
 @dataclass(frozen=True)
 class InfillResult:
     insert_text: str
-    replace_end_character: int  # UTF-16 column on the cursor's line where the replaced text ends
+    # UTF-16 column on the cursor's line where the replaced text ends: equal to the cursor's column
+    # for a plain insertion, larger when the fill types over text after the cursor (an auto-closed ")").
+    replace_end_character: int
 
 
 def _window_start(text: str, offset: int, chars: int) -> int:
@@ -54,50 +82,49 @@ def _window_end(text: str, offset: int, chars: int) -> int:
     return offset + chars if end < 0 else end + 1
 
 
-def _indent_of(line: str) -> str:
-    return line[: len(line) - len(line.lstrip(" \t"))]
+def _last_code_line_end(text: str, line_start: int) -> int | None:
+    """Offset just after the last non-blank character before the cursor's line (None: none)."""
+    end = line_start
+    while end > 0 and text[end - 1].isspace():
+        end -= 1
+    return end or None
 
 
-def _previous_code_line(before: str) -> str:
-    for line in reversed(before.split("\n")[:-1]):
-        if line.strip():
-            return line
-    return ""
+def _header_scope(text: str, tree, grammar: str, end: int) -> int | None:
+    """If the code ending at str offset `end` opens a block, the minimum indentation of its body."""
+    line_start = text.rfind("\n", 0, end) + 1
+    row = block_header_row(tree, byte_offset(text, end), grammar, text[line_start:end])
+    if row is None:
+        return None
+    start, stop = line_bounds(text, row)
+    return indent_width(text[start:stop]) + 1
 
 
-def _next_code_line(after: str) -> str | None:
-    for line in after.split("\n")[1:]:
-        if line.strip():
-            return line
-    return None
+def hole_kind(text: str, offset: int, line_start: int, line_end: int, tree, grammar: str):
+    """(kind, scope) for a cursor, read from the syntax tree around it.
 
-
-def _in_comment(text: str, offset: int, language: str) -> bool:
-    tree = parse(text, language)
-    if tree is None:
-        return False
-    point = len(text[:offset].encode("utf-8"))
-    node = tree.root_node.descendant_for_byte_range(max(point - 1, 0), point)
-    while node is not None:
-        if "comment" in node.type and node.start_byte < point <= node.end_byte:
-            # The cursor at the very end of a line comment still counts as inside it.
-            return True
-        node = node.parent
-    return False
-
-
-def hole_kind(before_line: str, after_line: str, before: str, after: str) -> str:
-    """Rest of expression (text follows on the line), a block (a header's empty body), or rest of line."""
+    Text after the cursor on its line: the rest of an expression. The cursor ends a line that opens a
+    block (`def f():`, `{`, `foo(`): the block. The cursor ends another non-blank line: the rest of that
+    line. A blank line: a block where a body is empty or ends (more statements may follow), else a line.
+    """
+    before_line, after_line = text[line_start:offset], text[offset:line_end]
     if after_line.strip():
-        return "expression"
+        return "expression", None
     if before_line.strip():
-        return "block" if before_line.rstrip().endswith(BLOCK_OPENERS) else "line"
-    header = _previous_code_line(before)
-    if header.rstrip().endswith(BLOCK_OPENERS):
-        following = _next_code_line(after)
-        if following is None or len(_indent_of(following)) <= len(_indent_of(header)):
-            return "block"
-    return "line"
+        end = line_start + len(before_line.rstrip())
+        scope = _header_scope(text, tree, grammar, end)
+        return ("block", scope) if scope is not None else ("line", None)
+    column = indent_width(before_line)
+    previous_end = _last_code_line_end(text, line_start)
+    header = None if previous_end is None else _header_scope(text, tree, grammar, previous_end)
+    following = next_code_line(text[offset:])
+    if header is not None:
+        if following is None or indent_width(following) < header:
+            return "block", max(column, header)
+        return "line", None  # the body already has statements: fill the one line
+    if following is None or indent_width(following) < column:
+        return "block", column or None  # the end of a body: more statements may follow
+    return "line", None
 
 
 def build_infill_canvas(
@@ -108,85 +135,108 @@ def build_infill_canvas(
     prefix_chars: int = 6000,
     suffix_chars: int = 3000,
 ) -> InfillCanvas | None:
-    """The canvas for a cursor, or None when nothing is worth suggesting there (inside a comment)."""
+    """The canvas for a cursor, or None when nothing is worth suggesting there (inside a comment, in
+    the middle of a word). Raises PositionError for a line past the end of the document."""
     offset = offset_at(text, position)
-    line_start = text.rfind("\n", 0, offset) + 1
-    line_end = text.find("\n", offset)
-    line_end = len(text) if line_end < 0 else line_end
+    line_start, line_end = line_bounds(text, position.line)
     before_line, after_line = text[line_start:offset], text[offset:line_end]
-    if language_id in GRAMMARS and _in_comment(text, offset, language_id):
-        return None
-    before, after = text[:offset], text[offset:]
-    kind = hole_kind(before_line, after_line, before, after)
+    if before_line and after_line and is_word_char(before_line[-1]) and is_word_char(after_line[0]):
+        return None  # mid-identifier: any fill would split a word
+    grammar, tree = grammar_of(language_id), parse(text, language_id)
+    if grammar is None or tree is None:
+        kind, scope = "line", None  # no grammar: a plain rest-of-line hole
+    else:
+        if in_comment(tree, byte_offset(text, offset)):
+            return None
+        kind, scope = hole_kind(text, offset, line_start, line_end, tree, grammar)
     return InfillCanvas(
         language=language_id,
         prefix=text[_window_start(text, offset, prefix_chars) : offset],
         suffix=text[offset : _window_end(text, offset, suffix_chars)],
-        position=position,
+        position=Position(position.line, units(before_line)),
         hole_kind=kind,
         max_tokens=MAX_TOKENS[kind],
-        indent=_indent_of(text[line_start:line_end]),
+        indent=indent_of(text[line_start:line_end]),
         line_suffix=after_line,
-        before=before,
-        after=after,
+        before=text[:offset],
+        after=text[offset:],
+        stop=STOP_RULES[kind],
+        scope=scope,
+        eol=eol_of(text),
+        base_errors=error_count(tree),
     )
 
 
-def _cut_to_unit(canvas: InfillCanvas, candidate: str) -> str:
-    """Truncate a fill to the hole's syntactic unit."""
-    if canvas.hole_kind != "block":
-        return candidate.split("\n", 1)[0]
-    lines = candidate.split("\n")
-    before_line = canvas.before.rsplit("\n", 1)[-1]
-    if before_line.strip():  # the cursor ends a header line: the body is indented below it
-        scope = len(canvas.indent) + 1
-        kept = [lines[0]]
-        rest = lines[1:]
-    else:  # the cursor sits on an empty line of the body: its column is the scope
-        scope = len(before_line)
-        kept, rest = [lines[0]], lines[1:]
-    for line in rest:
-        if line.strip() and len(_indent_of(line)) < scope and canvas.language in INDENTED:
+def _cut_block(canvas: InfillCanvas, lines: list[str]) -> list[str]:
+    """Keep a block fill's lines up to the first that dedents below the scope or closes a bracket
+    opened before the hole (Tabby's indentation filter, plus brackets for braced languages)."""
+    scope = canvas.scope
+    if scope is None:
+        scope = indent_width(canvas.before_line + lines[0])
+    kept = [lines[0]]
+    for line in lines[1:]:
+        if line.strip() and indent_width(line) < scope:
             break
         kept.append(line)
-    # Braced languages: stop at the line that closes the enclosing block (the suffix already has it).
-    if canvas.language not in INDENTED:
-        depth, cut = 0, len(kept)
-        for i, line in enumerate(kept):
-            depth += line.count("{") - line.count("}")
-            if depth < 0:
-                cut = i
-                break
-        kept = kept[:cut]
-    return "\n".join(kept)
+    closing = first_negative_depth_line(kept)
+    return kept if closing is None else kept[:closing]
 
 
-def _bracket_balance(text: str) -> int:
-    """Openers minus closers (string contents are not told apart: good enough for a short fill)."""
-    return sum(text.count(c) for c in "([{") - sum(text.count(c) for c in ")]}")
+def _drop_repeated_suffix_lines(canvas: InfillCanvas, lines: list[str]) -> list[str]:
+    """Cut a multi-line fill where it starts repeating the code after the hole (Tabby's filter)."""
+    following = next_code_line(canvas.after)
+    if following is None:
+        return lines
+    for i in range(1, len(lines)):
+        # A closing line that closes the fill's own bracket is the fill's, not a repeat of the suffix.
+        if lines[i].strip() == following.strip() and bracket_balance("\n".join(lines[:i])) <= 0:
+            return lines[:i]
+    return lines
 
 
-def _drop_suffix_overlap(fill: str, canvas: InfillCanvas) -> str:
-    """Drop the end of a fill that repeats what already follows the cursor (Tabby's filter)."""
-    rest = canvas.line_suffix.strip()
+def _is_subsequence(needle: str, haystack: str) -> bool:
+    it = iter(haystack)
+    return all(ch in it for ch in needle)
+
+
+def _replacements(fill: str, rest: str) -> list[int]:
+    """How many characters of `rest` (the code after the cursor on its line) a fill may type over,
+    in order of preference: all of it when the fill ends with it (the model repeated the suffix),
+    none, or a prefix made of auto-closed characters that the fill already contains."""
+    options = [len(rest)] if rest and fill.endswith(rest) else []
+    options.append(0)
     for k in range(len(rest), 0, -1):
-        # The whole rest of the line repeated, or a closer the line already has (an auto-closed ")").
-        if fill.rstrip().endswith(rest[:k]) and (k == len(rest) or _bracket_balance(fill) < 0):
-            fill = fill.rstrip()[:-k]
-            break
-    next_lines = [line.strip() for line in canvas.after.split("\n")[1:] if line.strip()][:3]
-    lines = fill.split("\n")
-    while len(lines) > 1 and next_lines and lines[-1].strip() == next_lines[0]:
-        # A closing line that closes the fill's own block is not a repeat of the suffix.
-        if _bracket_balance("\n".join(lines)) >= 0 and _bracket_balance(lines[-1]) < 0:
-            break
-        lines.pop()
-    return "\n".join(lines)
+        head = rest[:k]
+        if set(head) <= AUTO_CLOSED and _is_subsequence(head.replace(" ", ""), fill):
+            options.append(k)
+    return list(dict.fromkeys(options))
 
 
-def _brackets_close(fill: str, canvas: InfillCanvas) -> bool:
-    """A fill may leave brackets open only if the text after it on the line closes them."""
-    return _bracket_balance(fill) <= max(0, -_bracket_balance(canvas.line_suffix))
+def _splice(canvas: InfillCanvas, fill: str) -> InfillResult | None:
+    """The best way to put `fill` at the cursor: fewest syntax errors, never more than without it."""
+    rest = canvas.line_suffix.rstrip()
+    best: tuple[int, int] | None = None  # (errors, characters replaced)
+    for k in _replacements(fill, rest):
+        # A fill may leave brackets open only if the rest of the line closes them.
+        if bracket_balance(fill) > max(0, -bracket_balance(rest[k:])):
+            continue
+        spliced = canvas.before + fill + canvas.after[k:]
+        errors = syntax_errors(spliced, canvas.language) if grammar_of(canvas.language) else 0
+        if errors <= canvas.base_errors and (best is None or errors < best[0]):
+            best = (errors, k)
+    if best is None:
+        return None
+    replaced = rest[: best[1]]
+    # Present the fill minimally: the characters it shares at its end with what it replaces need not
+    # be replaced ("values)" over ")" is the insertion "values").
+    while replaced and fill and fill[-1] == replaced[-1]:
+        fill, replaced = fill[:-1], replaced[:-1]
+    if not fill.strip():
+        return None
+    return InfillResult(
+        insert_text=fill.replace("\n", canvas.eol),
+        replace_end_character=canvas.position.character + units(replaced),
+    )
 
 
 def postprocess_infill(canvas: InfillCanvas, candidate: str) -> InfillResult | None:
@@ -196,17 +246,24 @@ def postprocess_infill(canvas: InfillCanvas, candidate: str) -> InfillResult | N
     rejects fills that make the file parse worse — after trying to drop trailing lines (SAFIM).
     """
     fill = candidate.replace("\r\n", "\n")
-    if canvas.hole_kind == "block" and not canvas.before.rsplit("\n", 1)[-1].strip():
-        fill = fill.lstrip("\n")
-    fill = _drop_suffix_overlap(_cut_to_unit(canvas, fill), canvas).rstrip()
-    lines = fill.split("\n")
+    blank_line = not canvas.before_line.strip() and not canvas.line_suffix.strip()
+    if blank_line:
+        fill = fill.lstrip("\n")  # the cursor's line is empty: a leading newline only wastes it
+    elif canvas.before_line.endswith((" ", "\t")) and not fill.startswith("\n"):
+        fill = fill.lstrip(" \t")  # "return ⟨⟩" + " x" would leave two spaces
+    lines = [line.rstrip() for line in fill.split("\n")]
+    if not "".join(lines).strip():
+        return None
+    if canvas.hole_kind == "block":
+        lines = _drop_repeated_suffix_lines(canvas, _cut_block(canvas, lines))
+    else:
+        lines = lines[:1]
+    following = next_code_line(canvas.after)
+    if blank_line and following is not None and "\n".join(lines).strip() == following.strip():
+        return None  # the fill is just the next line again
     while lines and "".join(lines).strip():
-        attempt = "\n".join(lines).rstrip()
-        if _brackets_close(attempt, canvas) and parses_no_worse(
-            canvas.before + canvas.after, canvas.before + attempt + canvas.after, canvas.language
-        ):
-            return InfillResult(
-                insert_text=attempt, replace_end_character=canvas.position.character
-            )
+        result = _splice(canvas, "\n".join(lines).rstrip())
+        if result is not None:
+            return result
         lines.pop()
     return None

@@ -1,6 +1,7 @@
-"""Language ids -> tree-sitter parsers (bundled grammars, work offline), and syntax-error counting.
+"""Language ids -> tree-sitter parsers (bundled grammars, offline), and syntax-error counting.
 
-Pure apart from a parser cache. Grammars come from tree-sitter-language-pack 0.13.0 (1.x downloads them).
+Pure apart from a per-grammar parser cache; no LSP types. Grammars come from tree-sitter-language-pack
+0.13.0, which bundles them (1.x downloads grammars at run time and fails offline).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from functools import cache
 
 from tree_sitter import Node, Parser, Tree
 
-# LSP language id -> grammar name.
+# LSP language id -> grammar name (the ids of the LSP spec's table, which VS Code and Neovim send).
 GRAMMARS = {
     "python": "python",
     "javascript": "javascript",
@@ -20,6 +21,18 @@ GRAMMARS = {
     "rust": "rust",
 }
 SUPPORTED_LANGUAGES = frozenset(GRAMMARS)
+# Other ids some clients send for the same languages: eglot derives ids from major-mode names
+# ("js", "tsx"), and a user's client config may say "jsx" or "golang".
+ALIASES = {
+    "js": "javascript",
+    "jsx": "javascriptreact",
+    "ts": "typescript",
+    "tsx": "typescriptreact",
+    "golang": "go",
+    "py": "python",
+    "python3": "python",
+    "rs": "rust",
+}
 # Languages whose blocks are delimited by indentation rather than braces.
 INDENTED = frozenset({"python"})
 
@@ -31,15 +44,31 @@ def _parser(grammar: str) -> Parser:
     return get_parser(grammar)  # type: ignore[arg-type]
 
 
+def grammar_of(language_id: str) -> str | None:
+    """The grammar for an LSP language id, or None: that language gets the line-based fallback."""
+    if not language_id:
+        return None
+    language_id = language_id.lower()
+    return GRAMMARS.get(ALIASES.get(language_id, language_id))
+
+
+def is_indented(language_id: str) -> bool:
+    return grammar_of(language_id) in INDENTED
+
+
 def parse(text: str, language_id: str) -> Tree | None:
-    grammar = GRAMMARS.get(language_id)
+    """A fresh syntax tree, or None for a language without a grammar.
+
+    Parsers are cached per grammar and are not thread-safe: call from one thread (the server's loop).
+    """
+    grammar = grammar_of(language_id)
     if grammar is None:
         return None
-    return _parser(grammar).parse(text.encode("utf-8"))
+    return _parser(grammar).parse(text.encode("utf-8", "surrogatepass"))
 
 
 def error_count(tree: Tree | None) -> int:
-    """ERROR and MISSING nodes in a tree: the measure 'parses worse' compares."""
+    """ERROR and MISSING nodes in a tree: the measure 'parses worse' compares (SAFIM)."""
     if tree is None:
         return 0
     count = 0
@@ -48,12 +77,17 @@ def error_count(tree: Tree | None) -> int:
         node = stack.pop()
         if node.is_error or node.is_missing:
             count += 1
-        if node.has_error:
+        if node.has_error:  # only subtrees with an error below them need a visit
             stack.extend(node.children)
     return count
 
 
+def syntax_errors(text: str, language_id: str) -> int:
+    return error_count(parse(text, language_id))
+
+
 def parses_no_worse(before: str, after: str, language_id: str) -> bool:
-    if language_id not in GRAMMARS:
+    """Whether `after` has no more ERROR/MISSING nodes than `before` (always true without a grammar)."""
+    if grammar_of(language_id) is None:
         return True
-    return error_count(parse(after, language_id)) <= error_count(parse(before, language_id))
+    return syntax_errors(after, language_id) <= syntax_errors(before, language_id)

@@ -1,32 +1,49 @@
-"""Position conversion, in one place: LSP positions (UTF-16 or UTF-8 code units) <-> str offsets <-> bytes.
+"""Position conversion, in one place: LSP positions (UTF-16, UTF-8 or UTF-32 code units) <-> str offsets <-> bytes.
 
-Pure functions over document text. Lines are split on "\\n" (a "\\r" before it counts as line content).
+Pure functions over document text; every other module converts positions only through these.
+
+Conventions (LSP 3.17 §Position, §PositionEncodingKind):
+- Lines end at "\\n"; a "\\r" just before it belongs to the line terminator, never to the line's text,
+  so a column can never land between "\\r" and "\\n". (A lone "\\r" as a line break is not supported.)
+- A character past the end of its line is clamped to the line's end: the spec says clients may send it.
+- A line past the last line, or a negative line or character, raises `PositionError` (a `ValueError`),
+  which the server turns into an InvalidParams error. (A document ending in "\\n" has an empty last
+  line, so the position just after all the text is in range.)
+- A column that falls inside one character (half a surrogate pair, the middle of a UTF-8 sequence) is
+  rounded down to that character's start, as vscode-languageserver-textdocument does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+ENCODINGS = ("utf-16", "utf-8", "utf-32")
+
 
 class PositionError(ValueError):
-    """A position outside the document (a line past the last one)."""
+    """A position outside the document (a line past the last one, a negative number)."""
 
 
 @dataclass(frozen=True, order=True)
 class Position:
-    line: int
-    character: int  # code units of the encoding in use (UTF-16 unless said otherwise)
+    line: int  # zero-based
+    character: int  # zero-based code units of the encoding in use (UTF-16 unless said otherwise)
 
 
-def _units(text: str, encoding: str) -> int:
+def units(text: str, encoding: str = "utf-16") -> int:
+    """Length of `text` in code units of `encoding`."""
     if encoding == "utf-16":
-        return len(text.encode("utf-16-le")) // 2
+        # Code points above U+FFFF take two UTF-16 units (a surrogate pair).
+        return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
     if encoding == "utf-8":
-        return len(text.encode("utf-8"))
-    return len(text)  # utf-32: one unit per code point
+        return len(text.encode("utf-8", "surrogatepass"))
+    if encoding == "utf-32":
+        return len(text)
+    raise ValueError(f"unknown position encoding {encoding!r} (expected one of {ENCODINGS})")
 
 
-def _line_bounds(text: str, line: int) -> tuple[int, int]:
+def line_bounds(text: str, line: int) -> tuple[int, int]:
+    """str offsets [start, end) of a line's text, without its terminator ("\\n" or "\\r\\n")."""
     if line < 0:
         raise PositionError(f"line {line} is negative")
     start = 0
@@ -38,30 +55,37 @@ def _line_bounds(text: str, line: int) -> tuple[int, int]:
             )
         start = newline + 1
     end = text.find("\n", start)
-    return start, len(text) if end < 0 else end
+    end = len(text) if end < 0 else end
+    if end > start and text[end - 1] == "\r":
+        end -= 1
+    return start, end
 
 
 def offset_at(text: str, pos: Position, encoding: str = "utf-16") -> int:
-    """The str index of a position. A character past the line's end is clamped to it (LSP 3.17 §Position)."""
+    """The str index of a position; a character past the end of its line is clamped to the line end."""
     if pos.character < 0:
         raise PositionError(f"character {pos.character} is negative")
-    start, end = _line_bounds(text, pos.line)
-    line = text[start:end]
+    start, end = line_bounds(text, pos.line)
     if encoding == "utf-32":
-        return start + min(pos.character, len(line))
-    units = 0
-    for i, ch in enumerate(line):
-        if units >= pos.character:
-            return start + i
-        units += _units(ch, encoding)
+        return start + min(pos.character, end - start)
+    seen = 0
+    for i in range(start, end):
+        if seen == pos.character:
+            return i
+        seen += units(text[i], encoding)
+        if seen > pos.character:
+            return i  # inside this character's encoding: round down to its start
     return end
 
 
 def position_at(text: str, offset: int, encoding: str = "utf-16") -> Position:
+    """The position of a str index (clamped to the document; an index on a "\\r\\n" goes before it)."""
     offset = max(0, min(offset, len(text)))
+    if 0 < offset < len(text) and text[offset] == "\n" and text[offset - 1] == "\r":
+        offset -= 1
     line = text.count("\n", 0, offset)
     line_start = text.rfind("\n", 0, offset) + 1
-    return Position(line, _units(text[line_start:offset], encoding))
+    return Position(line, units(text[line_start:offset], encoding))
 
 
 def convert(text: str, pos: Position, source: str, target: str) -> Position:
@@ -69,22 +93,36 @@ def convert(text: str, pos: Position, source: str, target: str) -> Position:
     return position_at(text, offset_at(text, pos, source), target)
 
 
+def normalize_encoding(encoding: object) -> str:
+    """Accept lsprotocol's PositionEncodingKind as well as plain strings.
+
+    None or an unknown kind mean UTF-16: the LSP default, and the only kind a server must support.
+    """
+    value = str(getattr(encoding, "value", encoding)).lower()
+    return value if value in ENCODINGS else "utf-16"
+
+
 def to_utf16_position(text: str, pos: Position, encoding: object = "utf-16") -> Position:
-    return convert(text, pos, _norm(encoding), "utf-16")
+    """A client position in the negotiated encoding -> the UTF-16 position the canvases use."""
+    return convert(text, pos, normalize_encoding(encoding), "utf-16")
 
 
 def from_utf16_position(text: str, pos: Position, encoding: object = "utf-16") -> Position:
-    return convert(text, pos, "utf-16", _norm(encoding))
+    """A canvas (UTF-16) position -> the client's negotiated encoding."""
+    return convert(text, pos, "utf-16", normalize_encoding(encoding))
 
 
 def byte_offset(text: str, offset: int) -> int:
     """UTF-8 byte offset of a str index (tree-sitter's unit)."""
-    return len(text[:offset].encode("utf-8"))
+    return units(text[:offset], "utf-8")
 
 
-def _norm(encoding: object) -> str:
-    """Accept lsprotocol's PositionEncodingKind as well as plain strings (None: the LSP default)."""
-    if encoding is None:
-        return "utf-16"
-    value = getattr(encoding, "value", encoding)
-    return str(value).lower()
+def offset_of_byte(data: bytes, byte: int) -> int:
+    """str index of a UTF-8 byte offset into `data` (the document encoded), rounding down inside a
+    multi-byte character."""
+    return len(data[:byte].decode("utf-8", "ignore"))
+
+
+def utf16_column(text: str, offset: int) -> int:
+    """UTF-16 column of a str index on its line."""
+    return position_at(text, offset).character

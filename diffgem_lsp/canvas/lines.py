@@ -1,0 +1,72 @@
+"""Line and indentation helpers shared by the infill and edit canvases.
+
+Pure string functions (no tree-sitter): indentation, brackets outside string literals, line endings.
+"""
+
+from __future__ import annotations
+
+import re
+
+# String literals, roughly: enough to keep "(" inside quotes out of a bracket count.
+_STRINGS = re.compile(r""""(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|`(?:\\.|[^`\\])*`""")
+CLOSERS = ")]}"
+
+
+def indent_of(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def indent_width(line: str, tab: int = 4) -> int:
+    """Visual width of a line's indentation (a tab counts `tab` columns)."""
+    return len(indent_of(line).expandtabs(tab))
+
+
+def eol_of(text: str) -> str:
+    """The document's line ending, judged by its first line break."""
+    newline = text.find("\n")
+    return "\r\n" if newline > 0 and text[newline - 1] == "\r" else "\n"
+
+
+def without_strings(text: str) -> str:
+    return _STRINGS.sub('""', text)
+
+
+def bracket_balance(text: str) -> int:
+    """Openers minus closers, outside string literals."""
+    code = without_strings(text)
+    return sum(code.count(c) for c in "([{") - sum(code.count(c) for c in CLOSERS)
+
+
+def first_negative_depth_line(lines: list[str]) -> int | None:
+    """Index of the first line at which the running bracket depth drops below zero: the line that
+    closes a bracket opened before these lines began."""
+    depth = 0
+    for i, line in enumerate(lines):
+        for ch in without_strings(line):
+            if ch in "([{":
+                depth += 1
+            elif ch in CLOSERS:
+                depth -= 1
+                if depth < 0:
+                    return i
+    return None
+
+
+def previous_code_line(before: str) -> str:
+    """The last non-blank line before the cursor's line ("" if none)."""
+    for line in reversed(before.split("\n")[:-1]):
+        if line.strip():
+            return line.rstrip("\r")
+    return ""
+
+
+def next_code_line(after: str) -> str | None:
+    """The first non-blank line after the cursor's line (None if none)."""
+    for line in after.split("\n")[1:]:
+        if line.strip():
+            return line.rstrip("\r")
+    return None
+
+
+def is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"

@@ -1,0 +1,145 @@
+/**
+ * Pure logic of the extension, testable without VS Code: finding the server and packing its settings.
+ * Nothing here imports `vscode`; extension.ts feeds it the editor's configuration and file system.
+ */
+import * as path from 'node:path';
+
+/** Server settings contributed under `diffgem.*`; mirrors diffgem_lsp/settings.py (a test checks). */
+export const SERVER_SETTING_KEYS = [
+  'modelPath',
+  'device',
+  'automaticSuggestions',
+  'debounceMs',
+  'automaticSteps',
+  'invokedSteps',
+  'sampler',
+  'confidenceThreshold',
+  'earlyStop',
+  'streamDrafts',
+  'promptCacheMb',
+  'maxFileKb',
+  'seed',
+  'logLevel',
+] as const;
+
+export type ServerSettingKey = (typeof SERVER_SETTING_KEYS)[number];
+
+/** Languages the server has grammars for (LSP language ids). */
+export const LANGUAGES = ['python', 'javascript', 'javascriptreact', 'typescript', 'typescriptreact', 'go', 'rust'];
+
+export type ServerPath =
+  | { ok: true; path: string; source: 'setting' | 'workspace' | 'PATH' }
+  | { ok: false; message: string };
+
+export interface FileSystemProbe {
+  isExecutable(file: string): boolean;
+}
+
+/**
+ * Where diffgem-lsp is: the `diffgem.serverPath` setting, else `<folder>/.venv/bin/diffgem-lsp` in a
+ * workspace folder, else `diffgem-lsp` on PATH. A configured path that is not executable is an error
+ * (the user asked for it), not a silent fall-through.
+ */
+export function resolveServerPath(
+  configured: string | undefined,
+  workspaceFolders: readonly string[],
+  pathEnv: string | undefined,
+  fs: FileSystemProbe,
+  platform: NodeJS.Platform = process.platform,
+): ServerPath {
+  const exe = platform === 'win32' ? 'diffgem-lsp.exe' : 'diffgem-lsp';
+  const setting = (configured ?? '').trim();
+  if (setting) {
+    const folder = workspaceFolders[0];
+    const expanded = setting.startsWith('~') && process.env.HOME ? path.join(process.env.HOME, setting.slice(1)) : setting;
+    const absolute = path.isAbsolute(expanded) || !folder ? expanded : path.join(folder, expanded);
+    if (fs.isExecutable(absolute)) {
+      return { ok: true, path: absolute, source: 'setting' };
+    }
+    return {
+      ok: false,
+      message: `diffgem: the server path "${setting}" (setting diffgem.serverPath) does not exist or is not executable.`,
+    };
+  }
+  const venvBin = platform === 'win32' ? path.join('.venv', 'Scripts') : path.join('.venv', 'bin');
+  for (const folder of workspaceFolders) {
+    const candidate = path.join(folder, venvBin, exe);
+    if (fs.isExecutable(candidate)) {
+      return { ok: true, path: candidate, source: 'workspace' };
+    }
+  }
+  for (const dir of (pathEnv ?? '').split(path.delimiter)) {
+    if (dir && fs.isExecutable(path.join(dir, exe))) {
+      return { ok: true, path: path.join(dir, exe), source: 'PATH' };
+    }
+  }
+  return {
+    ok: false,
+    message:
+      'diffgem: diffgem-lsp was not found (not in diffgem.serverPath, a workspace .venv, or PATH). ' +
+      'Install it (pip install diffgem-lsp) or set diffgem.serverPath.',
+  };
+}
+
+/**
+ * initializationOptions / didChangeConfiguration payload: every server setting the user or a default
+ * gives, camelCase as the server expects. Values are passed through unchanged: the server validates
+ * them and answers a bad one with a single message, so the editor does not duplicate its rules.
+ */
+export function packSettings(get: (key: ServerSettingKey) => unknown): Record<string, unknown> {
+  const packed: Record<string, unknown> = {};
+  for (const key of SERVER_SETTING_KEYS) {
+    const value = get(key);
+    if (value !== undefined && value !== null) {
+      packed[key] = value;
+    }
+  }
+  return packed;
+}
+
+export type WorkerState = 'starting' | 'loading' | 'ready' | 'generating' | 'error' | 'stopped';
+
+export interface StatusView {
+  text: string;
+  tooltip: string;
+  accessibilityLabel: string;
+  isError: boolean;
+}
+
+/** Status-bar text for a worker state (from the diffgem/status notification). */
+export function statusView(state: WorkerState, message = '', model = ''): StatusView {
+  const icons: Record<WorkerState, string> = {
+    starting: '$(loading~spin)',
+    loading: '$(loading~spin)',
+    ready: '$(check)',
+    generating: '$(sync~spin)',
+    error: '$(error)',
+    stopped: '$(circle-slash)',
+  };
+  const details = [model && `model: ${model}`, message && message !== model ? message : ''].filter(Boolean);
+  return {
+    text: `${icons[state]} diffgem`,
+    tooltip: [`diffgem: ${state}`, ...details].join('\n'),
+    accessibilityLabel: `diffgem ${state}`,
+    isError: state === 'error',
+  };
+}
+
+/** The server exits at start when it never got as far as answering initialize. */
+export class RestartPolicy {
+  private crashes: number[] = [];
+  constructor(
+    private readonly maxRestarts = 3,
+    private readonly windowMs = 180_000,
+  ) {}
+
+  /** Record a crash at `now`; true when the client may restart the server once more. */
+  shouldRestart(everRunning: boolean, now: number): boolean {
+    if (!everRunning) {
+      return false;
+    }
+    this.crashes = this.crashes.filter((t) => now - t < this.windowMs);
+    this.crashes.push(now);
+    return this.crashes.length <= this.maxRestarts;
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * diffgem for VS Code: a thin client that starts diffgem-lsp, passes the `diffgem.*` settings as
+ * initializationOptions, shows the worker state in the status bar and adds a few commands.
+ * Inline completion, completion and code actions come from vscode-languageclient (10.x enables
+ * inline completion by default); the model logic all lives in the server.
+ */
+import * as fs from 'node:fs';
+import * as vscode from 'vscode';
+import {
+  CloseAction,
+  CodeActionRequest,
+  CodeActionResolveRequest,
+  ErrorAction,
+  LanguageClient,
+  LanguageClientOptions,
+  ServerOptions,
+  State,
+  TransportKind,
+  type CloseHandlerResult,
+  type ErrorHandlerResult,
+} from 'vscode-languageclient/node';
+import {
+  LANGUAGES,
+  RestartPolicy,
+  SERVER_SETTING_KEYS,
+  packSettings,
+  resolveServerPath,
+  statusView,
+  type WorkerState,
+} from './config';
+
+let client: LanguageClient | undefined;
+let output: vscode.LogOutputChannel;
+let statusItem: vscode.StatusBarItem;
+
+const executable = {
+  isExecutable(file: string): boolean {
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      return fs.statSync(file).isFile();
+    } catch {
+      return false;
+    }
+  },
+};
+
+function settings(): Record<string, unknown> {
+  const config = vscode.workspace.getConfiguration('diffgem');
+  return packSettings((key) => config.get(key));
+}
+
+function showStatus(state: WorkerState, message = '', model = ''): void {
+  const view = statusView(state, message, model);
+  statusItem.text = view.text;
+  statusItem.tooltip = view.tooltip;
+  statusItem.accessibilityInformation = { label: view.accessibilityLabel };
+  statusItem.backgroundColor = view.isError ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+  statusItem.show();
+}
+
+async function setRunning(running: boolean): Promise<void> {
+  await vscode.commands.executeCommand('setContext', 'diffgem.running', running);
+}
+
+/** One clear message with a way out; never a modal loop. */
+function reportStartFailure(message: string): void {
+  output.error(message);
+  showStatus('error', message);
+  void vscode.window.showErrorMessage(message, 'Open Settings', 'Show Log').then((choice) => {
+    if (choice === 'Open Settings') {
+      void vscode.commands.executeCommand('workbench.action.openSettings', 'diffgem.serverPath');
+    } else if (choice === 'Show Log') {
+      output.show();
+    }
+  });
+}
+
+async function startClient(): Promise<void> {
+  const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
+  const configured = vscode.workspace.getConfiguration('diffgem').get<string>('serverPath');
+  const server = resolveServerPath(configured, folders, process.env.PATH, executable);
+  if (!server.ok) {
+    reportStartFailure(server.message);
+    return;
+  }
+  output.info(`starting ${server.path} (found via ${server.source})`);
+  showStatus('starting');
+
+  const serverOptions: ServerOptions = { command: server.path, args: [], transport: TransportKind.stdio };
+  let everRunning = false;
+  const policy = new RestartPolicy();
+  const clientOptions: LanguageClientOptions = {
+    documentSelector: LANGUAGES.flatMap((language) => [
+      { scheme: 'file', language },
+      { scheme: 'untitled', language },
+    ]),
+    initializationOptions: settings(),
+    outputChannel: output,
+    initializationFailedHandler: (error) => {
+      reportStartFailure(`diffgem: the server failed to initialize: ${String(error)}`);
+      return false;
+    },
+    errorHandler: {
+      error: (): ErrorHandlerResult => ({ action: ErrorAction.Continue }),
+      closed: (): CloseHandlerResult => {
+        void setRunning(false);
+        if (policy.shouldRestart(everRunning, Date.now())) {
+          output.warn('the server stopped; restarting it');
+          return { action: CloseAction.Restart, handled: true };
+        }
+        const message = everRunning
+          ? 'diffgem: the server stopped repeatedly and will not be restarted. Use "diffgem: Restart Language Server" after fixing it.'
+          : `diffgem: the server (${server.path}) exited at start. See "diffgem: Show Log" for its output.`;
+        reportStartFailure(message);
+        return { action: CloseAction.DoNotRestart, handled: true };
+      },
+    },
+  };
+
+  const next = new LanguageClient('diffgem', 'diffgem', serverOptions, clientOptions);
+  next.onDidChangeState((event) => {
+    if (event.newState === State.Running) {
+      everRunning = true;
+      void setRunning(true);
+    }
+  });
+  client = next;
+  try {
+    await next.start();
+  } catch (error) {
+    output.error(`start failed: ${String(error)}`);
+    if (!everRunning) {
+      showStatus('error', String(error));
+    }
+    return;
+  }
+  next.onNotification('diffgem/status', (params: { state?: WorkerState; message?: string; model?: string }) => {
+    showStatus(params.state ?? 'ready', params.message ?? '', params.model ?? '');
+  });
+  try {
+    const status: { state?: WorkerState; model?: string } = await next.sendRequest('workspace/executeCommand', {
+      command: 'diffgem.status',
+      arguments: [],
+    });
+    showStatus(status.state ?? 'loading', '', status.model ?? '');
+  } catch (error) {
+    output.warn(`diffgem.status failed: ${String(error)}`);
+  }
+}
+
+async function stopClient(): Promise<void> {
+  const running = client;
+  client = undefined;
+  await setRunning(false);
+  if (running && running.state !== State.Stopped) {
+    try {
+      await running.stop(5000);
+    } catch (error) {
+      output.warn(`stopping the server: ${String(error)}`);
+    }
+  }
+  showStatus('stopped');
+}
+
+async function restartClient(): Promise<void> {
+  await stopClient();
+  await startClient();
+}
+
+/** "Rewrite selection" on the current selection: list, resolve, apply, or say why nothing changed. */
+async function rewriteSelection(): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  if (!client || !editor || editor.selection.isEmpty) {
+    void vscode.window.showInformationMessage('diffgem: select the code to rewrite first.');
+    return;
+  }
+  const c2p = client.code2ProtocolConverter;
+  const p2c = client.protocol2CodeConverter;
+  const actions = await client.sendRequest(CodeActionRequest.type, {
+    textDocument: c2p.asTextDocumentIdentifier(editor.document),
+    range: c2p.asRange(editor.selection),
+    context: { diagnostics: [], only: ['refactor.rewrite'] },
+  });
+  const action = actions?.find((a) => 'title' in a && a.title === 'Rewrite selection' && 'kind' in a);
+  if (!action || !('kind' in action)) {
+    void vscode.window.showInformationMessage('diffgem: nothing to rewrite here.');
+    return;
+  }
+  const resolved = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Window, title: 'diffgem: rewriting' },
+    () => client!.sendRequest(CodeActionResolveRequest.type, action),
+  );
+  if (resolved.edit) {
+    await vscode.workspace.applyEdit(await p2c.asWorkspaceEdit(resolved.edit));
+  } else {
+    void vscode.window.showInformationMessage(`diffgem: ${resolved.disabled?.reason ?? 'no change'}.`);
+  }
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  output = vscode.window.createOutputChannel('diffgem', { log: true });
+  statusItem = vscode.window.createStatusBarItem('diffgem.status', vscode.StatusBarAlignment.Right, 100);
+  statusItem.name = 'diffgem';
+  statusItem.command = 'diffgem.showLog';
+  context.subscriptions.push(output, statusItem);
+
+  context.subscriptions.push(
+    vscode.commands.registerCommand('diffgem.showLog', () => output.show()),
+    vscode.commands.registerCommand('diffgem.restartServer', restartClient),
+    vscode.commands.registerCommand('diffgem.rewriteSelection', rewriteSelection),
+    vscode.commands.registerCommand('diffgem.toggleAutomatic', async () => {
+      const config = vscode.workspace.getConfiguration('diffgem');
+      const next = !config.get<boolean>('automaticSuggestions', true);
+      await config.update('automaticSuggestions', next, vscode.ConfigurationTarget.Global);
+      void vscode.window.showInformationMessage(`diffgem: automatic suggestions ${next ? 'on' : 'off'}.`);
+    }),
+    // diffgem.restartWorker is the server's own command: vscode-languageclient registers it from the
+    // server's executeCommandProvider while the server runs (package.json only gives it a title).
+    vscode.workspace.onDidChangeConfiguration(async (event) => {
+      if (!event.affectsConfiguration('diffgem')) {
+        return;
+      }
+      if (event.affectsConfiguration('diffgem.serverPath') || !client || client.state !== State.Running) {
+        await restartClient();
+        return;
+      }
+      if (SERVER_SETTING_KEYS.some((key) => event.affectsConfiguration(`diffgem.${key}`))) {
+        await client.sendNotification('workspace/didChangeConfiguration', { settings: { diffgem: settings() } });
+      }
+    }),
+  );
+  await startClient();
+}
+
+export async function deactivate(): Promise<void> {
+  await stopClient();
+}

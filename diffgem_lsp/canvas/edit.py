@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from tree_sitter import Node
 
-from .languages import grammar_of, parse, syntax_errors
-from .lines import eol_of, indent_of
+from .languages import grammar_of, no_worse, parse, syntax_score
+from .lines import eol_of, indent_of, indent_width
 from .positions import Position, byte_offset, line_bounds, offset_at, offset_of_byte, position_at
 
 
@@ -81,16 +81,26 @@ def build_edit_canvas(text: str, language_id: str, start: Position, end: Positio
     )
 
 
+def _rest_indent(text: str) -> int | None:
+    """The smallest indentation among the non-blank lines after the first."""
+    widths = [indent_width(line) for line in text.split("\n")[1:] if line.strip()]
+    return min(widths) if widths else None
+
+
 def _reindented(original: str, new: str) -> list[str]:
-    """Ways to restore the indentation a model may drop: the original's first-line indentation on
-    every line (the whole fill came back dedented) or on the first line only."""
-    first_original = next((line for line in original.split("\n") if line.strip()), "")
-    indent = indent_of(first_original)
+    """Ways to restore the indentation a model may drop, likeliest first: the original's first-line
+    indentation on every line (the whole rewrite came back dedented), or on the first line only (the
+    model dropped just the indentation it was given before the first token)."""
+    indent = indent_of(original)
     if not indent or new.startswith(indent):
         return [new]
     lines = new.split("\n")
     every = "\n".join(indent + line if line.strip() else line for line in lines)
     first = "\n".join([indent + lines[0].lstrip(" \t"), *lines[1:]])
+    # Lines after the first indented as in the original: only the first line lost its indentation.
+    # (tree-sitter-python accepts an unexpected indent, so parsing alone cannot tell these apart.)
+    if _rest_indent(new) is not None and _rest_indent(new) == _rest_indent(original):
+        return [first, every]
     return [every, first]
 
 
@@ -105,9 +115,11 @@ def postprocess_edit(canvas: EditCanvas, candidate: str) -> str | None:
     new = "\n".join(line.rstrip() for line in new.split("\n"))
     if grammar_of(canvas.language) is None:
         return _reindented(original, new)[0].replace("\n", eol)
-    bar = syntax_errors(prefix + original + suffix, canvas.language)
+    start = len(prefix)
+    bar = syntax_score(prefix + original + suffix, canvas.language, (start, start + len(original)))
     for option in _reindented(original, new):
-        if syntax_errors(prefix + option + suffix, canvas.language) <= bar:
+        hole = (start, start + len(option))
+        if no_worse(bar, syntax_score(prefix + option + suffix, canvas.language, hole)):
             return option.replace("\n", eol)
     return None
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .languages import error_count, grammar_of, parse, syntax_errors
+from .languages import error_score, grammar_of, no_worse, parse, syntax_score
 from .lines import (
     bracket_balance,
     eol_of,
@@ -51,7 +51,10 @@ class InfillCanvas:
     # fill's own first line sets it (a cursor at column 0 of a blank line).
     scope: int | None = None
     eol: str = "\n"  # the document's line ending; fills are returned with it
-    base_errors: int = 0  # ERROR/MISSING nodes in the document as it is (the bar a fill must meet)
+    # The bar a fill must meet: ERROR/MISSING nodes in the document as it is, and bytes inside ERROR
+    # nodes (languages.error_score).
+    base_errors: int = 0
+    base_damage: int = 0
 
     @property
     def before_line(self) -> str:
@@ -143,12 +146,14 @@ def build_infill_canvas(
     if before_line and after_line and is_word_char(before_line[-1]) and is_word_char(after_line[0]):
         return None  # mid-identifier: any fill would split a word
     grammar, tree = grammar_of(language_id), parse(text, language_id)
+    byte = byte_offset(text, offset)
     if grammar is None or tree is None:
         kind, scope = "line", None  # no grammar: a plain rest-of-line hole
     else:
-        if in_comment(tree, byte_offset(text, offset)):
+        if in_comment(tree, byte):
             return None
         kind, scope = hole_kind(text, offset, line_start, line_end, tree, grammar)
+    errors, damage = error_score(tree, (byte, byte))
     return InfillCanvas(
         language=language_id,
         prefix=text[_window_start(text, offset, prefix_chars) : offset],
@@ -163,7 +168,8 @@ def build_infill_canvas(
         stop=STOP_RULES[kind],
         scope=scope,
         eol=eol_of(text),
-        base_errors=error_count(tree),
+        base_errors=errors,
+        base_damage=damage,
     )
 
 
@@ -215,15 +221,17 @@ def _replacements(fill: str, rest: str) -> list[int]:
 def _splice(canvas: InfillCanvas, fill: str) -> InfillResult | None:
     """The best way to put `fill` at the cursor: fewest syntax errors, never more than without it."""
     rest = canvas.line_suffix.rstrip()
-    best: tuple[int, int] | None = None  # (errors, characters replaced)
+    bar = (canvas.base_errors, canvas.base_damage)
+    best: tuple[tuple[int, int], int] | None = None  # (score, characters replaced)
     for k in _replacements(fill, rest):
         # A fill may leave brackets open only if the rest of the line closes them.
         if bracket_balance(fill) > max(0, -bracket_balance(rest[k:])):
             continue
         spliced = canvas.before + fill + canvas.after[k:]
-        errors = syntax_errors(spliced, canvas.language) if grammar_of(canvas.language) else 0
-        if errors <= canvas.base_errors and (best is None or errors < best[0]):
-            best = (errors, k)
+        hole = (len(canvas.before), len(canvas.before) + len(fill))
+        score = syntax_score(spliced, canvas.language, hole)
+        if no_worse(bar, score) and (best is None or score < best[0]):
+            best = (score, k)
     if best is None:
         return None
     replaced = rest[: best[1]]

@@ -67,19 +67,49 @@ def parse(text: str, language_id: str) -> Tree | None:
     return _parser(grammar).parse(text.encode("utf-8", "surrogatepass"))
 
 
-def error_count(tree: Tree | None) -> int:
-    """ERROR and MISSING nodes in a tree: the measure 'parses worse' compares (SAFIM)."""
+def error_score(tree: Tree | None, hole: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+    """(ERROR and MISSING nodes, bytes inside ERROR nodes outside the byte range `hole`).
+
+    The count is SAFIM's measure of "parses worse". The bytes stand in for its other check, that the
+    tree outside the hole is unchanged: a fill that makes the parser swallow the code after it into an
+    ERROR node may leave the count alone but grows the damaged region.
+    """
     if tree is None:
-        return 0
-    count = 0
-    stack: list[Node] = [tree.root_node]
+        return 0, 0
+    count = damaged = 0
+    stack: list[tuple[Node, bool]] = [(tree.root_node, False)]
     while stack:
-        node = stack.pop()
+        node, inside_error = stack.pop()
         if node.is_error or node.is_missing:
             count += 1
+        if node.is_error and not inside_error:
+            overlap = max(0, min(node.end_byte, hole[1]) - max(node.start_byte, hole[0]))
+            damaged += node.end_byte - node.start_byte - overlap
         if node.has_error:  # only subtrees with an error below them need a visit
-            stack.extend(node.children)
-    return count
+            stack.extend((child, inside_error or node.is_error) for child in node.children)
+    return count, damaged
+
+
+def error_count(tree: Tree | None) -> int:
+    """ERROR and MISSING nodes in a tree."""
+    return error_score(tree)[0]
+
+
+def syntax_score(text: str, language_id: str, hole: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+    """error_score of `text` parsed, with `hole` given as str offsets."""
+    if grammar_of(language_id) is None:
+        return 0, 0
+    byte_hole = (_bytes(text[: hole[0]]), _bytes(text[: hole[1]]))
+    return error_score(parse(text, language_id), byte_hole)
+
+
+def _bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def no_worse(before: tuple[int, int], after: tuple[int, int]) -> bool:
+    """Whether a score is no worse than another: no more error nodes, no more damaged code."""
+    return after[0] <= before[0] and after[1] <= before[1]
 
 
 def syntax_errors(text: str, language_id: str) -> int:

@@ -1,0 +1,192 @@
+"""The VS Code extension: its own checks (eslint + tsc, unit tests, offline .vsix) and a real VS Code.
+
+The end-to-end case installs the .vsix into code-server 4.99.4 (VS Code 1.99.3, installed from npm by
+scripts/install-code-server.sh and cached), opens the workspace in Debian's Chromium through
+playwright-core, types at a hole until ghost text appears, accepts it with Tab and checks the line;
+then runs "Rewrite selection" from the command palette and checks VS Code's refactor menu lists it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import EDITORS, REPO, TEST_SETTINGS, clean_env, server_path
+
+pytestmark = pytest.mark.editor
+
+EXTENSION = EDITORS / "vscode"
+DRIVER = Path(__file__).with_name("vscode_e2e.mjs")
+SCREENSHOT = EXTENSION / "media" / "ghost-text.png"
+HOLE_SOURCE = 'def greet(name):\n    message = "Hello, "\n    return message\n\n\nprint(greet("world"))\n'
+REWRITE_SOURCE = (
+    "def average(values):\n    total = 0\n    count = 0\n    for i in range(0, len(values)):\n"
+    "        total = total + values[i]\n        count = count + 1\n    return total / count\n"
+)
+
+
+def npm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    if shutil.which("npm") is None:
+        pytest.skip("npm not installed (Node 20 is needed for the VS Code extension)")
+    return subprocess.run(["npm", *args], cwd=EXTENSION, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def node_modules() -> Path:
+    lock_stamp = EXTENSION / "node_modules" / ".package-lock.json"
+    if not lock_stamp.exists() or lock_stamp.stat().st_mtime < (EXTENSION / "package-lock.json").stat().st_mtime:
+        proc = npm("ci", "--no-audit", "--no-fund")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return EXTENSION / "node_modules"
+
+
+@pytest.fixture(scope="module")
+def vsix(node_modules: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("vsix") / "diffgem.vsix"
+    proc = npm("exec", "--offline", "--", "vsce", "package", "-o", str(out))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return out
+
+
+def test_extension_lint_and_types(node_modules: Path):
+    proc = npm("run", "check")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_extension_unit_tests(node_modules: Path):
+    proc = npm("test")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "# fail 0" in proc.stdout
+
+
+def test_vsix_builds_offline_with_the_client_inside(vsix: Path):
+    import zipfile
+
+    names = set(zipfile.ZipFile(vsix).namelist())
+    assert "extension/out/src/extension.js" in names
+    assert "extension/node_modules/vscode-languageclient/package.json" in names
+    manifest = json.loads(zipfile.ZipFile(vsix).read("extension/package.json"))
+    assert manifest["dependencies"]["vscode-languageclient"].startswith("^10.")
+
+
+def test_package_json_contributes_every_server_setting():
+    from dataclasses import fields
+
+    from diffgem_lsp.settings import CHOICES, DESCRIPTIONS, Settings, camel
+
+    properties = json.loads((EXTENSION / "package.json").read_text())["contributes"]["configuration"]["properties"]
+    for field in fields(Settings):
+        prop = properties[f"diffgem.{camel(field.name)}"]
+        assert prop["default"] == field.default, field.name
+        assert prop["description"] == DESCRIPTIONS[field.name], field.name
+        if field.name in CHOICES:
+            assert prop["enum"] == list(CHOICES[field.name])
+    assert set(properties) == {"diffgem.serverPath"} | {f"diffgem.{camel(f.name)}" for f in fields(Settings)}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def code_server() -> Path:
+    if shutil.which("chromium") is None or shutil.which("rg") is None:
+        subprocess.run(["bash", str(REPO / "scripts" / "install-editor-deps.sh")], timeout=1200)
+    if shutil.which("chromium") is None:
+        pytest.skip("Chromium not installed and apt-get unavailable (scripts/install-editor-deps.sh)")
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "install-code-server.sh")], capture_output=True, text=True, timeout=1200
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"code-server could not be installed: {proc.stderr[-1500:]}")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def test_vscode_ghost_text_and_rewrite_selection(code_server: Path, vsix: Path, tmp_path: Path):
+    binary = code_server / "node_modules" / ".bin" / "code-server"
+    env = clean_env(tmp_path)
+    user, extensions, workspace = tmp_path / "user", tmp_path / "extensions", tmp_path / "workspace"
+    for folder in (user / "User", extensions, workspace):
+        folder.mkdir(parents=True)
+    (workspace / "hole.py").write_text(HOLE_SOURCE)
+    (workspace / "average.py").write_text(REWRITE_SOURCE)
+    settings = {
+        "telemetry.telemetryLevel": "off",
+        "workbench.startupEditor": "none",
+        "workbench.tips.enabled": False,
+        "security.workspace.trust.enabled": False,
+        "extensions.autoUpdate": False,
+        "extensions.ignoreRecommendations": True,
+        # Another provider's suggest widget hides ghost text: keep the word-based popup out of the way.
+        "editor.quickSuggestions": {"other": "off", "comments": "off", "strings": "off"},
+        "editor.wordBasedSuggestions": "off",
+        "editor.suggestOnTriggerCharacters": False,
+        "diffgem.serverPath": str(server_path()),
+        **{f"diffgem.{key}": value for key, value in TEST_SETTINGS.items()},
+    }
+    (user / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
+    dirs = ["--user-data-dir", str(user), "--extensions-dir", str(extensions)]
+    install = subprocess.run(
+        [str(binary), "--install-extension", str(vsix), *dirs], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert install.returncode == 0, install.stderr[-2000:]
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(binary), "--bind-addr", f"127.0.0.1:{port}", "--auth", "none", *dirs, "--disable-telemetry",
+         "--disable-update-check", "--disable-workspace-trust", "--disable-getting-started-override",
+         "--disable-proxy", str(workspace)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "code-server did not answer /healthz"
+                time.sleep(0.3)
+        shot = tmp_path / "ghost-text.png"
+        proc = subprocess.run(
+            ["node", str(DRIVER), str(code_server / "node_modules" / "playwright-core"),
+             f"http://127.0.0.1:{port}/?folder={workspace}", str(shot)],
+            env=env, capture_output=True, text=True, timeout=360,
+        )  # fmt: skip
+        assert proc.stdout.strip(), proc.stderr[-3000:]
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+    assert not result.get("error"), result["error"] + "\n" + json.dumps(result)[:3000]
+    # Ghost text appeared after typing at the hole; Tab accepted it into the line.
+    assert result["ghost"] and result["ghost"].strip(), result
+    assert result["before"] == '    message = "Hello, "'
+    typed = '    message = "Hello, w'
+    assert result["after"].startswith(typed) and len(result["after"]) > len(typed + '"'), result
+    if shot.exists() and os.environ.get("DIFFGEM_UPDATE_SCREENSHOT", "1") == "1":
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(shot, SCREENSHOT)
+
+    # "Rewrite selection": listed in VS Code's refactor menu; the palette command applied the server's
+    # edit or showed the server's reason for keeping the text.
+    assert result["refactor_menu"] is True
+    if result["after_rewrite"] == result["before_rewrite"]:
+        assert any("diffgem: " in toast for toast in result["toasts"]), result["toasts"]
+    else:
+        assert result["after_rewrite"][0] == "def average(values):"

@@ -1,0 +1,127 @@
+// Drives a real VS Code (code-server) in Chromium through playwright-core; prints one JSON object.
+// Usage: node vscode_e2e.mjs <playwright-core dir> <url> <screenshot.png>
+// The workspace holds hole.py (a hole after `"Hello, ` on line 2) and average.py (to rewrite).
+import { createRequire } from 'node:module';
+
+const [playwrightDir, url, screenshot] = process.argv.slice(2);
+const require = createRequire(playwrightDir + '/');
+const { chromium } = require('playwright-core');
+
+const result = { steps: [] };
+const step = (name) => result.steps.push([name, Math.round(performance.now())]);
+
+async function lineTexts(page) {
+  // Visible editor lines in document order (`top` of each .view-line), spaces normalised.
+  return page.$$eval('.editor-instance .monaco-editor .view-lines .view-line', (nodes) =>
+    nodes
+      .map((n) => [parseFloat(n.style.top) || 0, n.textContent.replace(/\u00a0/g, ' ')])
+      .sort((a, b) => a[0] - b[0])
+      .map((pair) => pair[1]),
+  );
+}
+
+async function openFile(page, name) {
+  await page.keyboard.press('Control+P');
+  await page.waitForSelector('.quick-input-widget .quick-input-box input', { state: 'visible' });
+  await page.keyboard.type(name, { delay: 20 });
+  await page.waitForTimeout(400);
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((n) => document.querySelector('.tab.active')?.textContent?.includes(n), name);
+  await page.waitForSelector('.editor-instance .monaco-editor .view-line');
+}
+
+async function gotoLine(page, spec) {
+  await page.keyboard.press('Control+G');
+  await page.waitForSelector('.quick-input-widget .quick-input-box input', { state: 'visible' });
+  await page.keyboard.type(spec, { delay: 20 });
+  await page.keyboard.press('Enter');
+  await page.waitForTimeout(200);
+}
+
+async function waitForDiffgem(page, state, timeout) {
+  await page.waitForFunction(
+    (label) => [...document.querySelectorAll('[aria-label]')].some((n) => n.getAttribute('aria-label') === label),
+    `diffgem ${state}`,
+    { timeout },
+  );
+}
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 560 } });
+  await page.goto(url);
+  await page.waitForSelector('.monaco-workbench .part.editor', { timeout: 60000 });
+  await page.waitForSelector('.explorer-folders-view .monaco-list-row', { timeout: 60000 }); // workspace loaded
+  await page.waitForTimeout(1000);
+  step('workbench');
+
+  // Case 1: ghost text while typing, accepted with Tab.
+  await openFile(page, 'hole.py');
+  await waitForDiffgem(page, 'ready', 90000); // the extension activated and the model loaded
+  step('diffgem ready');
+  await gotoLine(page, '2:23');
+  result.before = (await lineTexts(page))[1];
+  await page.keyboard.type('w', { delay: 80 });
+  let ghost = null;
+  for (let attempt = 0; attempt < 3 && !ghost; attempt++) {
+    try {
+      await page.waitForSelector('.ghost-text-decoration, .ghost-text-decoration-preview', { timeout: 20000 });
+      ghost = await page.$eval('.monaco-editor', (editor) =>
+        [...editor.querySelectorAll('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text')]
+          .map((n) => n.textContent)
+          .join(''),
+      );
+    } catch {
+      await page.keyboard.press('Alt+Backslash'); // editor.action.inlineSuggest.trigger
+    }
+  }
+  result.ghost = ghost;
+  step('ghost text');
+  if (ghost !== null) {
+    await page.screenshot({ path: screenshot });
+    await page.keyboard.press('Tab');
+    await page.waitForTimeout(500);
+  }
+  result.after = (await lineTexts(page))[1];
+  result.lines_after_accept = await lineTexts(page);
+
+  // Case 2: "Rewrite selection" from the command palette on a selection.
+  await openFile(page, 'average.py');
+  await gotoLine(page, '2:1');
+  for (let i = 0; i < 4; i++) await page.keyboard.press('Shift+ArrowDown');
+  await page.keyboard.press('Shift+End');
+  result.before_rewrite = await lineTexts(page);
+  // VS Code's own refactor menu lists the server's action (lightbulb / Ctrl+Shift+R).
+  await page.keyboard.press('Control+Shift+R');
+  try {
+    await page.waitForSelector('.action-widget :text("Rewrite selection")', { timeout: 15000 });
+    result.refactor_menu = true;
+  } catch {
+    result.refactor_menu = false;
+  }
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('F1');
+  await page.waitForSelector('.quick-input-widget .quick-input-box input', { state: 'visible' });
+  await page.keyboard.type('diffgem: Rewrite Selection', { delay: 20 });
+  await page.waitForTimeout(500);
+  await page.keyboard.press('Enter');
+  const before = JSON.stringify(result.before_rewrite);
+  const deadline = Date.now() + 60000;
+  result.toasts = [];
+  while (Date.now() < deadline) {
+    const lines = JSON.stringify(await lineTexts(page));
+    result.toasts = await page.$$eval('.notifications-toasts .notification-list-item-message', (n) => n.map((x) => x.textContent));
+    if (lines !== before || result.toasts.some((t) => t.startsWith('diffgem:'))) break;
+    await page.waitForTimeout(250);
+  }
+  result.after_rewrite = await lineTexts(page);
+  step('rewrite');
+} catch (error) {
+  result.error = String(error && error.stack ? error.stack : error);
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(result) + '\n');

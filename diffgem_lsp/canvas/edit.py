@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from tree_sitter import Node
 
-from .languages import grammar_of, no_worse, parse, syntax_score
+from .languages import grammar_of, no_worse, parse, spliced_score, syntax_score
 from .lines import eol_of, indent_of, indent_width
 from .positions import Position, byte_offset, line_bounds, offset_at, offset_of_byte, position_at
 
@@ -98,7 +98,7 @@ def _reindented(original: str, new: str) -> list[str]:
     every = "\n".join(indent + line if line.strip() else line for line in lines)
     first = "\n".join([indent + lines[0].lstrip(" \t"), *lines[1:]])
     # Lines after the first indented as in the original: only the first line lost its indentation.
-    # (tree-sitter-python accepts an unexpected indent, so parsing alone cannot tell these apart.)
+    # (Both may parse: braced languages do not care, and tree-sitter-python is lenient.)
     if _rest_indent(new) is not None and _rest_indent(new) == _rest_indent(original):
         return [first, every]
     return [every, first]
@@ -110,17 +110,16 @@ def postprocess_edit(canvas: EditCanvas, candidate: str) -> str | None:
     if not new.strip():
         return None
     eol = canvas.eol
-    original = canvas.original.replace(eol, "\n")
-    prefix, suffix = canvas.prefix.replace(eol, "\n"), canvas.suffix.replace(eol, "\n")
     new = "\n".join(line.rstrip() for line in new.split("\n"))
+    options = [o.replace("\n", eol) for o in _reindented(canvas.original.replace(eol, "\n"), new)]
     if grammar_of(canvas.language) is None:
-        return _reindented(original, new)[0].replace("\n", eol)
-    start = len(prefix)
-    bar = syntax_score(prefix + original + suffix, canvas.language, (start, start + len(original)))
-    for option in _reindented(original, new):
-        hole = (start, start + len(option))
-        if no_worse(bar, syntax_score(prefix + option + suffix, canvas.language, hole)):
-            return option.replace("\n", eol)
+        return options[0]
+    document = canvas.prefix + canvas.original + canvas.suffix
+    start, end = len(canvas.prefix), len(canvas.prefix) + len(canvas.original)
+    bar = syntax_score(document, canvas.language, (start, end))
+    for option in options:
+        if no_worse(bar, spliced_score(document, canvas.language, start, end, option)):
+            return option
     return None
 
 

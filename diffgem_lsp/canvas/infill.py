@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .languages import error_score, grammar_of, no_worse, parse, syntax_score
+from .languages import error_score, grammar_of, no_worse, parse, spliced_score
 from .lines import (
     bracket_balance,
     eol_of,
@@ -153,7 +153,7 @@ def build_infill_canvas(
         if in_comment(tree, byte):
             return None
         kind, scope = hole_kind(text, offset, line_start, line_end, tree, grammar)
-    errors, damage = error_score(tree, (byte, byte))
+    errors, damage = error_score(tree, (byte, byte), grammar or "")
     return InfillCanvas(
         language=language_id,
         prefix=text[_window_start(text, offset, prefix_chars) : offset],
@@ -227,9 +227,8 @@ def _splice(canvas: InfillCanvas, fill: str) -> InfillResult | None:
         # A fill may leave brackets open only if the rest of the line closes them.
         if bracket_balance(fill) > max(0, -bracket_balance(rest[k:])):
             continue
-        spliced = canvas.before + fill + canvas.after[k:]
-        hole = (len(canvas.before), len(canvas.before) + len(fill))
-        score = syntax_score(spliced, canvas.language, hole)
+        document, cursor = canvas.before + canvas.after, len(canvas.before)
+        score = spliced_score(document, canvas.language, cursor, cursor + k, fill)
         if no_worse(bar, score) and (best is None or score < best[0]):
             best = (score, k)
     if best is None:

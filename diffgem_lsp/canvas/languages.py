@@ -1,14 +1,16 @@
-"""Language ids -> tree-sitter parsers (bundled grammars, offline), and syntax-error counting.
+"""Language ids -> tree-sitter parsers (bundled grammars, offline), and how badly a text parses.
 
-Pure apart from a per-grammar parser cache; no LSP types. Grammars come from tree-sitter-language-pack
-0.13.0, which bundles them (1.x downloads grammars at run time and fails offline).
+Pure apart from caches (parsers per grammar, the last few trees); no LSP types. Not thread-safe: call
+from one thread. Grammars come from tree-sitter-language-pack 0.13.0, which bundles them (1.x
+downloads grammars at run time and fails offline).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import cache
 
-from tree_sitter import Node, Parser, Tree
+from tree_sitter import Node, Parser, Point, Query, QueryCursor, Tree
 
 # LSP language id -> grammar name (the ids of the LSP spec's table, which VS Code and Neovim send).
 GRAMMARS = {
@@ -35,6 +37,13 @@ ALIASES = {
 }
 # Languages whose blocks are delimited by indentation rather than braces.
 INDENTED = frozenset({"python"})
+# Trees of the last few texts parsed: a canvas parses the document, and post-processing re-parses
+# the same document with a fill spliced in, incrementally from that tree (a 1 MB file takes ~150 ms
+# to parse whole, a few ms incrementally).
+_RECENT: OrderedDict[tuple[str, str], Tree] = OrderedDict()
+_RECENT_SIZE = 4
+
+Score = tuple[int, int]  # (error nodes, damaged bytes): see error_score
 
 
 @cache
@@ -44,7 +53,14 @@ def _parser(grammar: str) -> Parser:
     return get_parser(grammar)  # type: ignore[arg-type]
 
 
-def grammar_of(language_id: str) -> str | None:
+@cache
+def _block_query(grammar: str) -> Query:
+    from tree_sitter_language_pack import get_language
+
+    return Query(get_language(grammar), "(block) @block")  # type: ignore[arg-type]
+
+
+def grammar_of(language_id: str | None) -> str | None:
     """The grammar for an LSP language id, or None: that language gets the line-based fallback."""
     if not language_id:
         return None
@@ -56,23 +72,89 @@ def is_indented(language_id: str) -> bool:
     return grammar_of(language_id) in INDENTED
 
 
-def parse(text: str, language_id: str) -> Tree | None:
-    """A fresh syntax tree, or None for a language without a grammar.
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
-    Parsers are cached per grammar and are not thread-safe: call from one thread (the server's loop).
-    """
+
+def _remember(key: tuple[str, str], tree: Tree) -> Tree:
+    _RECENT[key] = tree
+    _RECENT.move_to_end(key)
+    while len(_RECENT) > _RECENT_SIZE:
+        _RECENT.popitem(last=False)
+    return tree
+
+
+def parse(text: str, language_id: str) -> Tree | None:
+    """The syntax tree of `text`, or None for a language without a grammar."""
     grammar = grammar_of(language_id)
     if grammar is None:
         return None
-    return _parser(grammar).parse(text.encode("utf-8", "surrogatepass"))
+    tree = _RECENT.get((grammar, text))
+    if tree is None:
+        tree = _parser(grammar).parse(_encode(text))
+    return _remember((grammar, text), tree)
 
 
-def error_score(tree: Tree | None, hole: tuple[int, int] = (0, 0)) -> tuple[int, int]:
-    """(ERROR and MISSING nodes, bytes inside ERROR nodes outside the byte range `hole`).
+def _point(text: str, offset: int) -> Point:
+    line_start = text.rfind("\n", 0, offset) + 1
+    return Point(text.count("\n", 0, offset), len(_encode(text[line_start:offset])))
 
-    The count is SAFIM's measure of "parses worse". The bytes stand in for its other check, that the
-    tree outside the hole is unchanged: a fill that makes the parser swallow the code after it into an
-    ERROR node may leave the count alone but grows the damaged region.
+
+def parse_spliced(text: str, language_id: str, start: int, end: int, insert: str) -> Tree | None:
+    """The tree of text[:start] + insert + text[end:], re-parsed incrementally from `text`'s tree."""
+    grammar = grammar_of(language_id)
+    base = parse(text, language_id)
+    if grammar is None or base is None:
+        return None
+    new_text = text[:start] + insert + text[end:]
+    start_byte = len(_encode(text[:start]))
+    start_point = _point(text, start)
+    last_line = insert[insert.rfind("\n") + 1 :]
+    rows = insert.count("\n")
+    column = len(_encode(last_line)) + (start_point.column if rows == 0 else 0)
+    tree = base.copy()
+    tree.edit(
+        start_byte=start_byte,
+        old_end_byte=start_byte + len(_encode(text[start:end])),
+        new_end_byte=start_byte + len(_encode(insert)),
+        start_point=start_point,
+        old_end_point=_point(text, end),
+        new_end_point=Point(start_point.row + rows, column),
+    )
+    return _parser(grammar).parse(_encode(new_text), tree)
+
+
+def _block_faults(tree: Tree, low: int, high: int) -> int:
+    """Python bodies tree-sitter accepts but Python does not, in blocks touching bytes [low, high]:
+    an empty body (`def f():` with nothing under it), statements at different indentation, and
+    top-level statements near the hole that are indented (tree-sitter accepts all three)."""
+    faults = 0
+    walker = tree.walk()
+    # (Node.first_named_child_for_byte crashes past the last child in py-tree-sitter 0.26.1.)
+    if walker.goto_first_child_for_byte(max(0, low - 1)) is not None:
+        while walker.node is not None and walker.node.start_byte <= high + 1:
+            node = walker.node
+            faults += node.is_named and node.type != "comment" and node.start_point.column != 0
+            if not walker.goto_next_sibling():
+                break
+    cursor = QueryCursor(_block_query("python"))
+    cursor.set_byte_range(max(0, low - 1), high + 1)
+    for block in cursor.captures(tree.root_node).get("block", []):
+        if block.start_byte == block.end_byte:
+            faults += 1
+            continue
+        columns = {c.start_point.column for c in block.named_children if c.type != "comment"}
+        faults += len(columns) > 1
+    return faults
+
+
+def error_score(tree: Tree | None, hole: tuple[int, int] = (0, 0), grammar: str = "") -> Score:
+    """(error nodes, bytes inside ERROR nodes outside the byte range `hole`) — lower is better.
+
+    Error nodes are ERROR and MISSING nodes (SAFIM's "parses worse"), plus, for Python, bodies near the
+    hole that tree-sitter accepts but Python rejects. The damaged bytes stand in for SAFIM's other
+    check, that the tree outside the hole is unchanged: a fill that makes the parser swallow the code
+    after it into an ERROR node may leave the count alone, but it grows the damaged region.
     """
     if tree is None:
         return 0, 0
@@ -87,7 +169,33 @@ def error_score(tree: Tree | None, hole: tuple[int, int] = (0, 0)) -> tuple[int,
             damaged += node.end_byte - node.start_byte - overlap
         if node.has_error:  # only subtrees with an error below them need a visit
             stack.extend((child, inside_error or node.is_error) for child in node.children)
+    if grammar == "python":
+        count += _block_faults(tree, *hole)
     return count, damaged
+
+
+def syntax_score(text: str, language_id: str, hole: tuple[int, int] = (0, 0)) -> Score:
+    """error_score of `text`, with `hole` given as str offsets ((0, 0) without a grammar)."""
+    grammar = grammar_of(language_id)
+    if grammar is None:
+        return 0, 0
+    byte_hole = (len(_encode(text[: hole[0]])), len(_encode(text[: hole[1]])))
+    return error_score(parse(text, language_id), byte_hole, grammar)
+
+
+def spliced_score(text: str, language_id: str, start: int, end: int, insert: str) -> Score:
+    """error_score of text[:start] + insert + text[end:], the inserted text being the hole."""
+    grammar = grammar_of(language_id)
+    if grammar is None:
+        return 0, 0
+    low = len(_encode(text[:start]))
+    tree = parse_spliced(text, language_id, start, end, insert)
+    return error_score(tree, (low, low + len(_encode(insert))), grammar)
+
+
+def no_worse(before: Score, after: Score) -> bool:
+    """Whether a score is no worse than another: no more error nodes, no more damaged code."""
+    return after[0] <= before[0] and after[1] <= before[1]
 
 
 def error_count(tree: Tree | None) -> int:
@@ -95,29 +203,6 @@ def error_count(tree: Tree | None) -> int:
     return error_score(tree)[0]
 
 
-def syntax_score(text: str, language_id: str, hole: tuple[int, int] = (0, 0)) -> tuple[int, int]:
-    """error_score of `text` parsed, with `hole` given as str offsets."""
-    if grammar_of(language_id) is None:
-        return 0, 0
-    byte_hole = (_bytes(text[: hole[0]]), _bytes(text[: hole[1]]))
-    return error_score(parse(text, language_id), byte_hole)
-
-
-def _bytes(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
-
-
-def no_worse(before: tuple[int, int], after: tuple[int, int]) -> bool:
-    """Whether a score is no worse than another: no more error nodes, no more damaged code."""
-    return after[0] <= before[0] and after[1] <= before[1]
-
-
-def syntax_errors(text: str, language_id: str) -> int:
-    return error_count(parse(text, language_id))
-
-
 def parses_no_worse(before: str, after: str, language_id: str) -> bool:
     """Whether `after` has no more ERROR/MISSING nodes than `before` (always true without a grammar)."""
-    if grammar_of(language_id) is None:
-        return True
-    return syntax_errors(after, language_id) <= syntax_errors(before, language_id)
+    return syntax_score(after, language_id)[0] <= syntax_score(before, language_id)[0]

@@ -21,9 +21,7 @@ if importlib.util.find_spec("diffgem_lsp") is None:
 
 def pytest_addoption(parser):
     try:
-        parser.addoption(
-            "--update-golden", action="store_true", help="rewrite canvas golden files"
-        )
+        parser.addoption("--update-golden", action="store_true", help="rewrite canvas golden files")
     except ValueError:  # tests/conftest.py may define it too
         pass
 

@@ -13,6 +13,7 @@ from tree_sitter import Node
 from .languages import grammar_of, no_worse, parse, spliced_score, syntax_score
 from .lines import eol_of, indent_of, indent_width
 from .positions import Position, byte_offset, line_bounds, offset_at, offset_of_byte, position_at
+from .syntax import BODY_NODES
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,9 @@ class TextEditData:
 
 
 def _expand_to_nodes(text: str, language_id: str, start: int, end: int) -> tuple[int, int]:
-    """Grow [start, end) so that it cuts no syntax node: of the smallest node covering the selection,
-    the children the selection touches are taken whole (two statements of a body stay two
-    statements, not the whole body); a selection inside a leaf takes the leaf."""
+    """Grow [start, end) so that it cuts no syntax node. The smallest node covering the selection is
+    taken whole, unless it is a list of things (a body, a file, a literal's entries): then only the
+    children the selection touches are (two statements of a body stay two statements)."""
     tree = parse(text, language_id)
     if tree is None or start == end:
         return start, end
@@ -49,7 +50,7 @@ def _expand_to_nodes(text: str, language_id: str, start: int, end: int) -> tuple
         # Broken code: node boundaries mean little there, and an ERROR node may span the file.
         return start, end
     touched = [c for c in node.children if c.end_byte > b_start and c.start_byte < b_end]
-    if touched:
+    if touched and (node.parent is None or node.type in BODY_NODES):
         b_start, b_end = min(b_start, touched[0].start_byte), max(b_end, touched[-1].end_byte)
     else:
         b_start, b_end = min(b_start, node.start_byte), max(b_end, node.end_byte)

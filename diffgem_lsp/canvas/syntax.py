@@ -49,6 +49,10 @@ BODY_NODES = frozenset(
     {
         "block",
         "statement_block",
+        "statement_list",
+        "module",
+        "program",
+        "source_file",
         "class_body",
         "declaration_list",
         "field_declaration_list",

@@ -41,7 +41,7 @@ check: $(STAMP)
 	$(VENV)/bin/mypy diffgem_lsp
 
 editors-deps: $(STAMP)
-	@if [ -x scripts/install-editor-deps.sh ]; then bash scripts/install-editor-deps.sh; fi
+	@if [ -f scripts/install-editor-deps.sh ]; then bash scripts/install-editor-deps.sh; fi
 
 clean-venv:
 	rm -rf $(VENV)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tree_sitter import Tree
+
 from .languages import error_score, grammar_of, no_worse, parse, spliced_score
 from .lines import (
     bracket_balance,
@@ -93,7 +95,7 @@ def _last_code_line_end(text: str, line_start: int) -> int | None:
     return end or None
 
 
-def _header_scope(text: str, tree, grammar: str, end: int) -> int | None:
+def _header_scope(text: str, tree: Tree, grammar: str, end: int) -> int | None:
     """If the code ending at str offset `end` opens a block, the minimum indentation of its body."""
     line_start = text.rfind("\n", 0, end) + 1
     row = block_header_row(tree, byte_offset(text, end), grammar, text[line_start:end])
@@ -103,7 +105,9 @@ def _header_scope(text: str, tree, grammar: str, end: int) -> int | None:
     return indent_width(text[start:stop]) + 1
 
 
-def hole_kind(text: str, offset: int, line_start: int, line_end: int, tree, grammar: str):
+def hole_kind(
+    text: str, offset: int, line_start: int, line_end: int, tree: Tree, grammar: str
+) -> tuple[str, int | None]:
     """(kind, scope) for a cursor, read from the syntax tree around it.
 
     Text after the cursor on its line: the rest of an expression. The cursor ends a line that opens a

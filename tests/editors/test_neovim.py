@@ -157,3 +157,21 @@ def test_neovim_server_that_exits_at_start_is_reported_once(tmp_path: Path):
     result = run_nvim(tmp_path, HOLE_SOURCE, "startup", str(broken), timeout=60)
     errors = [n["msg"] for n in result["notifications"] if n["level"] >= 4]
     assert len(errors) == 1 and "exited (code 3" in errors[0], result["notifications"]
+
+
+def test_neovim_checkhealth_diffgem(tmp_path: Path):
+    report = tmp_path / "health.txt"
+    env = clean_env(tmp_path)
+    env.update(DIFFGEM_LSP=str(server_path()))
+    subprocess.run(
+        [nvim_binary(), "--headless", "-u", str(INIT), "-c", "checkhealth diffgem", "-c", f"write! {report}", "-c", "qall!"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    text = report.read_text()
+    assert "OK server: " in text and "diffgem-lsp" in text
+    assert "OK model loads: " in text, text
+    assert "ERROR" not in text, text

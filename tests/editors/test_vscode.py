@@ -121,6 +121,8 @@ def test_vscode_ghost_text_and_rewrite_selection(code_server: Path, vsix: Path, 
         folder.mkdir(parents=True)
     (workspace / "hole.py").write_text(HOLE_SOURCE)
     (workspace / "average.py").write_text(REWRITE_SOURCE)
+    (workspace / ".vscode").mkdir()
+    (workspace / ".vscode" / "settings.json").write_text("{}")
     settings = {
         "telemetry.telemetryLevel": "off",
         "workbench.startupEditor": "none",
@@ -159,9 +161,13 @@ def test_vscode_ghost_text_and_rewrite_selection(code_server: Path, vsix: Path, 
                 assert time.monotonic() < deadline, "code-server did not answer /healthz"
                 time.sleep(0.3)
         shot = tmp_path / "ghost-text.png"
+        broken = tmp_path / "broken-diffgem-lsp"
+        broken.write_text("#!/bin/sh\necho 'diffgem-lsp: cannot load model' >&2\nexit 3\n")
+        broken.chmod(0o755)
         proc = subprocess.run(
             ["node", str(DRIVER), str(code_server / "node_modules" / "playwright-core"),
-             f"http://127.0.0.1:{port}/?folder={workspace}", str(shot)],
+             f"http://127.0.0.1:{port}/?folder={workspace}", str(shot), str(workspace / ".vscode" / "settings.json"),
+             str(broken)],
             env=env, capture_output=True, text=True, timeout=360,
         )  # fmt: skip
         assert proc.stdout.strip(), proc.stderr[-3000:]
@@ -190,3 +196,8 @@ def test_vscode_ghost_text_and_rewrite_selection(code_server: Path, vsix: Path, 
         assert any("diffgem: " in toast for toast in result["toasts"]), result["toasts"]
     else:
         assert result["after_rewrite"][0] == "def average(values):"
+
+    # A server that exits at start and a wrong path: one clear message each, status bar shows the error.
+    for case in ("exits_at_start", "missing"):
+        assert result[case]["matching"] == 1, result[case]
+        assert result[case]["status_error"] is True, result[case]

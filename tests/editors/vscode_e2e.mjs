@@ -1,9 +1,10 @@
 // Drives a real VS Code (code-server) in Chromium through playwright-core; prints one JSON object.
-// Usage: node vscode_e2e.mjs <playwright-core dir> <url> <screenshot.png>
+// Usage: node vscode_e2e.mjs <playwright-core dir> <url> <screenshot.png> <User/settings.json> <broken server>
 // The workspace holds hole.py (a hole after `"Hello, ` on line 2) and average.py (to rewrite).
+import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 
-const [playwrightDir, url, screenshot] = process.argv.slice(2);
+const [playwrightDir, url, screenshot, settingsFile, brokenServer] = process.argv.slice(2);
 const require = createRequire(playwrightDir + '/');
 const { chromium } = require('playwright-core');
 
@@ -119,6 +120,35 @@ try {
   }
   result.after_rewrite = await lineTexts(page);
   step('rewrite');
+
+  // Case 3: bad server paths give one clear message each (no crash loop): a server that exits at
+  // start, then a path that does not exist. The settings file changes on disk, as a user's edit would.
+  const toasts = () =>
+    page.$$eval('.notifications-toasts .notification-list-item-message', (n) => n.map((x) => x.textContent));
+  await page.keyboard.press('Escape');
+  for (const [name, serverPath, pattern] of [
+    ['exits_at_start', brokenServer, 'exited at start'],
+    ['missing', '/nonexistent/diffgem-lsp', 'does not exist or is not executable'],
+  ]) {
+    const settings = JSON.parse(fs.readFileSync(settingsFile, 'utf8'));
+    settings['diffgem.serverPath'] = serverPath;
+    fs.writeFileSync(settingsFile, JSON.stringify(settings, null, 2));
+    const until = Date.now() + 30000;
+    while (Date.now() < until && !(await toasts()).some((t) => t.includes(pattern))) await page.waitForTimeout(250);
+    await page.waitForTimeout(4000); // a crash loop would add more messages meanwhile
+    await page.screenshot({ path: `${screenshot}.${name}.png` });
+    const all = await toasts();
+    result[name] = { matching: all.filter((t) => t.includes(pattern)).length, toasts: all };
+    result[name].status_error = await page.evaluate(() =>
+      [...document.querySelectorAll('[aria-label]')].some((n) => n.getAttribute('aria-label') === 'diffgem error'),
+    );
+    await page.keyboard.press('Control+Shift+P');
+    await page.keyboard.type('Notifications: Clear All Notifications', { delay: 10 });
+    await page.waitForTimeout(300);
+    await page.keyboard.press('Enter');
+    await page.waitForTimeout(500);
+  }
+  step('bad paths');
 } catch (error) {
   result.error = String(error && error.stack ? error.stack : error);
 } finally {

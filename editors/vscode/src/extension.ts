@@ -88,7 +88,18 @@ async function startClient(): Promise<void> {
 
   const serverOptions: ServerOptions = { command: server.path, args: [], transport: TransportKind.stdio };
   let everRunning = false;
+  let reported = false;
   const policy = new RestartPolicy();
+  // A server that dies before it answers initialize trips several client callbacks (initialize
+  // failure, connection error, close); the user gets one message for it.
+  const failedAtStart = (detail: string): void => {
+    if (!reported) {
+      reported = true;
+      reportStartFailure(
+        `diffgem: the server (${server.path}) exited at start (${detail}). See "diffgem: Show Log" for its output.`,
+      );
+    }
+  };
   const clientOptions: LanguageClientOptions = {
     documentSelector: LANGUAGES.flatMap((language) => [
       { scheme: 'file', language },
@@ -97,21 +108,31 @@ async function startClient(): Promise<void> {
     initializationOptions: settings(),
     outputChannel: output,
     initializationFailedHandler: (error) => {
-      reportStartFailure(`diffgem: the server failed to initialize: ${String(error)}`);
+      failedAtStart(String(error));
       return false;
     },
     errorHandler: {
-      error: (): ErrorHandlerResult => ({ action: ErrorAction.Continue }),
+      error: (error): ErrorHandlerResult => {
+        if (!everRunning) {
+          failedAtStart(String(error));
+          return { action: ErrorAction.Shutdown, handled: true };
+        }
+        output.warn(`connection error: ${String(error)}`);
+        return { action: ErrorAction.Continue, handled: true };
+      },
       closed: (): CloseHandlerResult => {
         void setRunning(false);
         if (policy.shouldRestart(everRunning, Date.now())) {
           output.warn('the server stopped; restarting it');
           return { action: CloseAction.Restart, handled: true };
         }
-        const message = everRunning
-          ? 'diffgem: the server stopped repeatedly and will not be restarted. Use "diffgem: Restart Language Server" after fixing it.'
-          : `diffgem: the server (${server.path}) exited at start. See "diffgem: Show Log" for its output.`;
-        reportStartFailure(message);
+        if (everRunning) {
+          reportStartFailure(
+            'diffgem: the server stopped repeatedly and will not be restarted. Use "diffgem: Restart Language Server" after fixing it.',
+          );
+        } else {
+          failedAtStart('the process closed');
+        }
         return { action: CloseAction.DoNotRestart, handled: true };
       },
     },

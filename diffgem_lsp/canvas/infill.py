@@ -33,7 +33,7 @@ STOP_RULES = {"expression": "close", "line": "newline", "block": "dedent"}
 WINDOW_BAND = 2048
 # Text after the cursor that an editor typically auto-inserted (closing brackets and quotes, a
 # semicolon): a fill may type over it, and the result then replaces it (a same-line LSP range).
-AUTO_CLOSED = frozenset(")]}\"'`;,: \t")
+AUTO_CLOSED = frozenset(")]}\"'`; \t")
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,8 @@ def _window_start(text: str, offset: int, chars: int) -> int:
     if offset <= chars:
         return 0
     banded = ((offset - chars) // WINDOW_BAND) * WINDOW_BAND
-    start = text.find("\n", banded)
-    return offset if start < 0 or start >= offset else start + 1
+    start = text.find("\n", banded, offset)
+    return banded if start < 0 else start + 1  # one huge line (minified code): cut inside it
 
 
 def _window_end(text: str, offset: int, chars: int) -> int:

@@ -202,3 +202,11 @@ def test_large_file_stays_fast():
     elapsed = time.perf_counter() - start
     assert result is not None and result.insert_text == "x * 2"
     assert elapsed < 5, f"{elapsed:.2f}s"
+
+
+def test_one_huge_line_still_gets_a_prefix_window():
+    text = "x = [" + "1, " * 5000 + "\n"
+    canvas = C.build_infill_canvas(text, "javascript", C.Position(0, len(text) - 1))
+    assert canvas is not None
+    assert 6000 - 2048 <= len(canvas.prefix) <= 6000 + 2048
+    assert text[: len(text) - 1].endswith(canvas.prefix)

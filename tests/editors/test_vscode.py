@@ -199,5 +199,5 @@ def test_vscode_ghost_text_and_rewrite_selection(code_server: Path, vsix: Path, 
 
     # A server that exits at start and a wrong path: one clear message each, status bar shows the error.
     for case in ("exits_at_start", "missing"):
-        assert result[case]["matching"] == 1, result[case]
+        assert result[case]["matching"] == 1 and len(result[case]["toasts"]) == 1, result[case]
         assert result[case]["status_error"] is True, result[case]

@@ -29,7 +29,16 @@ import {
   type WorkerState,
 } from './config';
 
-let client: LanguageClient | undefined;
+/** The client, except that its own notifications stay in the log once we have told the user. */
+class DiffgemClient extends LanguageClient {
+  quiet = false;
+
+  override error(message: string, data?: unknown, showNotification: boolean | 'force' = true): void {
+    super.error(message, data, this.quiet ? false : showNotification);
+  }
+}
+
+let client: DiffgemClient | undefined;
 let output: vscode.LogOutputChannel;
 let statusItem: vscode.StatusBarItem;
 
@@ -89,10 +98,13 @@ async function startClient(): Promise<void> {
   const serverOptions: ServerOptions = { command: server.path, args: [], transport: TransportKind.stdio };
   let everRunning = false;
   let reported = false;
+  // eslint-disable-next-line prefer-const -- assigned below; the handlers above close over it
+  let next: DiffgemClient;
   const policy = new RestartPolicy();
   // A server that dies before it answers initialize trips several client callbacks (initialize
   // failure, connection error, close); the user gets one message for it.
   const failedAtStart = (detail: string): void => {
+    next.quiet = true;
     if (!reported) {
       reported = true;
       reportStartFailure(
@@ -138,7 +150,7 @@ async function startClient(): Promise<void> {
     },
   };
 
-  const next = new LanguageClient('diffgem', 'diffgem', serverOptions, clientOptions);
+  next = new DiffgemClient('diffgem', 'diffgem', serverOptions, clientOptions);
   next.onDidChangeState((event) => {
     if (event.newState === State.Running) {
       everRunning = true;

@@ -21,7 +21,7 @@ from .lines import (
     next_code_line,
 )
 from .positions import Position, byte_offset, line_bounds, offset_at, units
-from .syntax import block_header_row, in_comment
+from .syntax import block_header_row, in_comment, in_string
 
 # Token budgets per hole kind: a single-line fill is short; a block may take several canvases.
 MAX_TOKENS = {"expression": 24, "line": 48, "block": 128}
@@ -110,12 +110,21 @@ def hole_kind(
 ) -> tuple[str, int | None]:
     """(kind, scope) for a cursor, read from the syntax tree around it.
 
-    Text after the cursor on its line: the rest of an expression. The cursor ends a line that opens a
-    block (`def f():`, `{`, `foo(`): the block. The cursor ends another non-blank line: the rest of that
+    Text after the cursor on its line: the rest of an expression, except between an editor's
+    auto-closed braces (`if x {⟨⟩}`): a block. The cursor ends a line that opens a block
+    (`def f():`, `{`, `foo(`): the block. The cursor ends another non-blank line: the rest of that
     line. A blank line: a block where a body is empty or ends (more statements may follow), else a line.
     """
     before_line, after_line = text[line_start:offset], text[offset:line_end]
     if after_line.strip():
+        if (
+            before_line.rstrip().endswith("{")
+            and set(after_line.strip()) <= AUTO_CLOSED
+            and not in_string(tree, byte_offset(text, offset))  # f"{⟨⟩}", `${⟨⟩}`
+        ):
+            scope = _header_scope(text, tree, grammar, line_start + len(before_line.rstrip()))
+            if scope is not None:
+                return "block", scope
         return "expression", None
     if before_line.strip():
         end = line_start + len(before_line.rstrip())
@@ -272,8 +281,14 @@ def postprocess_infill(canvas: InfillCanvas, candidate: str) -> InfillResult | N
     following = next_code_line(canvas.after)
     if blank_line and following is not None and "\n".join(lines).strip() == following.strip():
         return None  # the fill is just the next line again
+    # A body typed between auto-closed braces (`{⟨⟩}`) ends on a line of its own, so that the closer
+    # the editor inserted lands on the next line at the header's indentation.
+    closing = (
+        "\n" + canvas.indent if canvas.hole_kind == "block" and canvas.line_suffix.strip() else ""
+    )
     while lines and "".join(lines).strip():
-        result = _splice(canvas, "\n".join(lines).rstrip())
+        body = "\n".join(lines).rstrip()
+        result = _splice(canvas, body + closing if "\n" in body else body)
         if result is not None:
             return result
         lines.pop()

@@ -264,3 +264,20 @@ FALLBACK = [
 ]
 
 CASES = PYTHON + JAVASCRIPT + TYPESCRIPT + GO + RUST + FALLBACK
+
+# Between braces an editor auto-closed: a block whose closer moves to its own line.
+CASES += [
+    Case(
+        "go_between_autoclosed_braces",
+        "go",
+        "package m\n\nfunc F(err error) error {\n\tif err != nil {⟨⟩}\n\treturn nil\n}\n",
+        ["\n\t\treturn err\n\t}\n\treturn nil", "return err", "\n\t\treturn err\n"],
+    ),
+    Case(
+        "ts_between_autoclosed_braces",
+        "typescript",
+        "const f = (x: number) => {⟨⟩};\n",
+        ["\n  return x * 2;\n};", "return x * 2;"],
+    ),
+    Case("py_braces_are_a_dict", "python", "d = {⟨⟩}\n", ['"a": 1', '\n    "a": 1,\n']),
+]

@@ -122,6 +122,10 @@ def test_trailing_whitespace_is_stripped_and_crlf_kept():
         ("if (a) {⟨⟩\n", "javascriptreact", "block"),
         ("if x:⟨⟩\n", "plaintext", "line"),
         ("int main() {⟨⟩\n", "c", "line"),
+        ("if x {⟨⟩}\n", "go", "block"),
+        ("foo(⟨⟩)\n", "go", "expression"),
+        ('s = f"{⟨⟩}"\n', "python", "expression"),
+        ("s = `${⟨⟩}`;\n", "javascript", "expression"),
     ],
 )
 def test_hole_kinds(marked, language, expected):

@@ -16,7 +16,8 @@
 (setq diffgem-server-path (getenv "DIFFGEM_LSP")
       diffgem-settings (json-parse-string (getenv "DIFFGEM_SETTINGS") :object-type 'plist)
       eglot-connect-timeout 60
-      eglot-sync-connect t)
+      eglot-sync-connect t
+      jsonrpc-default-request-timeout 90) ; the first model call can take seconds on a busy CPU
 
 (defun driver-finish ()
   (driver-put "messages" (vconcat (reverse driver-messages)))

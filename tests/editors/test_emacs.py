@@ -46,9 +46,10 @@ def emacs_with_eglot() -> str:
     return emacs
 
 
-def run_emacs(tmp_path: Path, case: str, server: str, timeout: float = 180) -> dict:
+def run_emacs(tmp_path: Path, case: str, server: str, timeout: float = 180, driver: Path = DRIVER) -> dict:
     work = tmp_path / "project"
     work.mkdir(exist_ok=True)
+    (work / ".git").mkdir(exist_ok=True)  # a project root for lsp-mode
     target = work / "sample.py"
     target.write_text(HOLE_SOURCE)
     rewrite = tmp_path / "average.py"
@@ -65,7 +66,7 @@ def run_emacs(tmp_path: Path, case: str, server: str, timeout: float = 180) -> d
         DIFFGEM_SELECTION="2,6",
     )
     proc = subprocess.run(
-        [emacs_with_eglot(), "--batch", "-L", str(EDITORS / "emacs"), "-l", str(DRIVER), str(target)],
+        [emacs_with_eglot(), "--batch", "-L", str(EDITORS / "emacs"), "-l", str(driver), str(target)],
         cwd=work,
         env=env,
         capture_output=True,
@@ -114,3 +115,17 @@ def test_emacs_wrong_server_path_gives_one_clear_error(tmp_path: Path):
     result = run_emacs(tmp_path, "startup", str(missing), timeout=60)
     assert "not found or not executable" in result["connect_error"]
     assert str(missing) in result["connect_error"]
+
+
+def test_emacs_lsp_mode_registration_completes(tmp_path: Path):
+    """lsp-mode (Debian elpa-lsp-mode 8.0): diffgem.el's client starts, reports status, completes."""
+    emacs = emacs_with_eglot()
+    probe = subprocess.run([emacs, "--batch", "--eval", "(require 'lsp-mode)"], capture_output=True, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip("lsp-mode not installed (apt-get install elpa-lsp-mode)")
+    result = run_emacs(tmp_path, "lspmode", str(server_path()), driver=DRIVER.with_name("emacs_lspmode_driver.el"))
+    assert not result.get("error"), result["error"] + "\n" + result["stderr"][-3000:]
+    assert result["servers"] == ["diffgem"] and result["status"] == "ready"
+    after = result["after_completion"]
+    assert after != result["before_completion"]
+    assert after.split("\n")[HOLE[0]].startswith('    message = "Hello, ') and after.endswith('print(greet("world"))\n')

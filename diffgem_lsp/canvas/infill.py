@@ -13,6 +13,7 @@ from tree_sitter import Tree
 from .languages import error_score, grammar_of, no_worse, parse, spliced_score
 from .lines import (
     bracket_balance,
+    brackets_closed_by,
     eol_of,
     first_negative_depth_line,
     indent_of,
@@ -33,6 +34,9 @@ STOP_RULES = {"expression": "close", "line": "newline", "block": "dedent"}
 WINDOW_BAND = 2048
 # Text after the cursor that an editor typically auto-inserted (closing brackets and quotes, a
 # semicolon): a fill may type over it, and the result then replaces it (a same-line LSP range).
+CLOSERS_SET = frozenset(")]}")
+# A line fill that opens a bracket may run on to the line that closes it, this many lines at most.
+MAX_CONTINUATION_LINES = 12
 AUTO_CLOSED = frozenset(")]}\"'`; \t")
 
 
@@ -57,6 +61,7 @@ class InfillCanvas:
     # nodes (languages.error_score).
     base_errors: int = 0
     base_damage: int = 0
+    in_string: bool = False  # the cursor is inside a string literal: brackets there are just text
 
     @property
     def before_line(self) -> str:
@@ -112,7 +117,8 @@ def hole_kind(
 
     Text after the cursor on its line: the rest of an expression, except between an editor's
     auto-closed braces (`if x {⟨⟩}`): a block. The cursor ends a line that opens a block
-    (`def f():`, `{`, `foo(`): the block. The cursor ends another non-blank line: the rest of that
+    (`def f():`, `{`, `foo(`) and whose body is not there yet: the block. The cursor ends another
+    non-blank line: the rest of that
     line. A blank line: a block where a body is empty or ends (more statements may follow), else a line.
     """
     before_line, after_line = text[line_start:offset], text[offset:line_end]
@@ -126,14 +132,16 @@ def hole_kind(
             if scope is not None:
                 return "block", scope
         return "expression", None
+    following = next_code_line(text[offset:])
     if before_line.strip():
         end = line_start + len(before_line.rstrip())
         scope = _header_scope(text, tree, grammar, end)
-        return ("block", scope) if scope is not None else ("line", None)
+        if scope is None or (following is not None and indent_width(following) >= scope):
+            return "line", None  # not a header, or its body is already there
+        return "block", scope
     column = indent_width(before_line)
     previous_end = _last_code_line_end(text, line_start)
     header = None if previous_end is None else _header_scope(text, tree, grammar, previous_end)
-    following = next_code_line(text[offset:])
     if header is not None:
         if following is None or indent_width(following) < header:
             return "block", max(column, header)
@@ -161,11 +169,12 @@ def build_infill_canvas(
     grammar, tree = grammar_of(language_id), parse(text, language_id)
     byte = byte_offset(text, offset)
     if grammar is None or tree is None:
-        kind, scope = "line", None  # no grammar: a plain rest-of-line hole
+        kind, scope, string = "line", None, False  # no grammar: a plain rest-of-line hole
     else:
         if in_comment(tree, byte):
             return None
         kind, scope = hole_kind(text, offset, line_start, line_end, tree, grammar)
+        string = in_string(tree, byte)
     errors, damage = error_score(tree, (byte, byte), grammar or "")
     return InfillCanvas(
         language=language_id,
@@ -183,6 +192,7 @@ def build_infill_canvas(
         eol=eol_of(text),
         base_errors=errors,
         base_damage=damage,
+        in_string=string,
     )
 
 
@@ -197,8 +207,30 @@ def _cut_block(canvas: InfillCanvas, lines: list[str]) -> list[str]:
         if line.strip() and indent_width(line) < scope:
             break
         kept.append(line)
-    closing = first_negative_depth_line(kept)
-    return kept if closing is None else kept[:closing]
+    # A line closing a bracket opened before the hole ends the fill, when the code after the hole
+    # closes that bracket itself (`}` of the enclosing body). Otherwise the hole may well be the rest
+    # of a multi-line call, whose ")" is the fill's to write.
+    # The first line is the rest of the cursor's line: closing the header's own bracket there
+    # (`foo(` + `x)`) is fine.
+    if canvas.after.lstrip()[:1] not in CLOSERS_SET:
+        return kept
+    closing = first_negative_depth_line(kept[1:], max(0, bracket_balance(kept[0])))
+    return kept if closing is None else kept[: closing + 1]
+
+
+def _logical_line(canvas: InfillCanvas, lines: list[str]) -> list[str]:
+    """A line or expression fill: its first line, continued while it leaves brackets open that the
+    code after it does not close (an argument list spread over lines), up to a line that repeats
+    the code after the hole."""
+    taken = [lines[0]]
+    following = next_code_line(canvas.after)
+    for line in lines[1:MAX_CONTINUATION_LINES]:
+        if canvas.in_string or brackets_closed_by("\n".join(taken), canvas.after):
+            break
+        if following is not None and line.strip() == following.strip():
+            break
+        taken.append(line)
+    return taken
 
 
 def _drop_repeated_suffix_lines(canvas: InfillCanvas, lines: list[str]) -> list[str]:
@@ -237,8 +269,9 @@ def _splice(canvas: InfillCanvas, fill: str) -> InfillResult | None:
     bar = (canvas.base_errors, canvas.base_damage)
     best: tuple[tuple[int, int], int] | None = None  # (score, characters replaced)
     for k in _replacements(fill, rest):
-        # A fill may leave brackets open only if the rest of the line closes them.
-        if bracket_balance(fill) > max(0, -bracket_balance(rest[k:])):
+        # A fill may leave brackets open only if the code after it closes them (tree-sitter often
+        # accepts an unclosed bracket with a MISSING node that the count alone would not notice).
+        if not canvas.in_string and not brackets_closed_by(fill, canvas.after[k:]):
             continue
         document, cursor = canvas.before + canvas.after, len(canvas.before)
         score = spliced_score(document, canvas.language, cursor, cursor + k, fill)
@@ -277,7 +310,7 @@ def postprocess_infill(canvas: InfillCanvas, candidate: str) -> InfillResult | N
     if canvas.hole_kind == "block":
         lines = _drop_repeated_suffix_lines(canvas, _cut_block(canvas, lines))
     else:
-        lines = lines[:1]
+        lines = _logical_line(canvas, lines)
     following = next_code_line(canvas.after)
     if blank_line and following is not None and "\n".join(lines).strip() == following.strip():
         return None  # the fill is just the next line again

@@ -37,10 +37,45 @@ def bracket_balance(text: str) -> int:
     return sum(code.count(c) for c in "([{") - sum(code.count(c) for c in CLOSERS)
 
 
-def first_negative_depth_line(lines: list[str]) -> int | None:
-    """Index of the first line at which the running bracket depth drops below zero: the line that
-    closes a bracket opened before these lines began."""
-    depth = 0
+PAIRS = {"(": ")", "[": "]", "{": "}"}
+
+
+def unclosed_openers(text: str) -> list[str]:
+    """The brackets `text` opens and leaves open, innermost last (outside string literals)."""
+    stack: list[str] = []
+    for ch in without_strings(text):
+        if ch in PAIRS:
+            stack.append(ch)
+        elif ch in CLOSERS and stack and PAIRS[stack[-1]] == ch:
+            stack.pop()
+    return stack
+
+
+def unmatched_closers(text: str, limit: int = 4000) -> list[str]:
+    """The closers at the start of `text` (its first `limit` characters) that close brackets opened
+    before it, in the order they appear."""
+    depth, found = 0, []
+    for ch in without_strings(text[:limit]):
+        if ch in PAIRS:
+            depth += 1
+        elif ch in CLOSERS:
+            if depth:
+                depth -= 1
+            else:
+                found.append(ch)
+    return found
+
+
+def brackets_closed_by(fill: str, suffix: str) -> bool:
+    """Whether every bracket `fill` leaves open is closed, innermost first, by `suffix`."""
+    openers = unclosed_openers(fill)
+    closers = unmatched_closers(suffix)[: len(openers)]
+    return [PAIRS[o] for o in reversed(openers)] == closers
+
+
+def first_negative_depth_line(lines: list[str], depth: int = 0) -> int | None:
+    """Index of the first line at which the running bracket depth (starting at `depth`) drops below
+    zero: the line that closes a bracket opened before these lines began."""
     for i, line in enumerate(lines):
         for ch in without_strings(line):
             if ch in "([{":

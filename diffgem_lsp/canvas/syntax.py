@@ -72,6 +72,17 @@ BODY_NODES = frozenset(
     }
 )
 OPENERS = frozenset({"{", "(", "["})
+# Braced languages' `case x:` / `default:` labels: a ':' that opens the statements under it.
+CASE_LABELS = frozenset(
+    {
+        "switch_case",
+        "switch_default",
+        "expression_case",
+        "default_case",
+        "type_case",
+        "communication_case",
+    }
+)
 
 
 def leaf_ending_at(tree: Tree, byte: int) -> Node | None:
@@ -121,6 +132,8 @@ def block_header_row(tree: Tree, byte: int, grammar: str, line_text: str) -> int
         ):
             return leaf.start_point.row
         return None
+    if leaf.type == ":" and parent is not None and parent.type in CASE_LABELS:
+        return parent.start_point.row
     if leaf.type not in OPENERS:
         return None
     if parent is None or parent.type == "ERROR":

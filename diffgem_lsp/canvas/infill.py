@@ -34,10 +34,10 @@ STOP_RULES = {"expression": "close", "line": "newline", "block": "dedent"}
 WINDOW_BAND = 2048
 # Text after the cursor that an editor typically auto-inserted (closing brackets and quotes, a
 # semicolon): a fill may type over it, and the result then replaces it (a same-line LSP range).
+AUTO_CLOSED = frozenset(")]}\"'`; \t")
 CLOSERS_SET = frozenset(")]}")
 # A line fill that opens a bracket may run on to the line that closes it, this many lines at most.
 MAX_CONTINUATION_LINES = 12
-AUTO_CLOSED = frozenset(")]}\"'`; \t")
 
 
 @dataclass(frozen=True)
@@ -117,9 +117,9 @@ def hole_kind(
 
     Text after the cursor on its line: the rest of an expression, except between an editor's
     auto-closed braces (`if x {⟨⟩}`): a block. The cursor ends a line that opens a block
-    (`def f():`, `{`, `foo(`) and whose body is not there yet: the block. The cursor ends another
-    non-blank line: the rest of that
-    line. A blank line: a block where a body is empty or ends (more statements may follow), else a line.
+    (`def f():`, `{`, `foo(`, `case 1:`) whose body is not there yet: the block. The cursor ends
+    another non-blank line: the rest of that line. A blank line: a block where a body is empty or
+    ends (more statements may follow), else a line.
     """
     before_line, after_line = text[line_start:offset], text[offset:line_end]
     if after_line.strip():
@@ -208,10 +208,9 @@ def _cut_block(canvas: InfillCanvas, lines: list[str]) -> list[str]:
             break
         kept.append(line)
     # A line closing a bracket opened before the hole ends the fill, when the code after the hole
-    # closes that bracket itself (`}` of the enclosing body). Otherwise the hole may well be the rest
-    # of a multi-line call, whose ")" is the fill's to write.
-    # The first line is the rest of the cursor's line: closing the header's own bracket there
-    # (`foo(` + `x)`) is fine.
+    # closes that bracket itself (`}` of the enclosing body); otherwise the hole may well be the rest
+    # of a multi-line call, whose ")" is the fill's to write. The first line is the rest of the
+    # cursor's line: closing the header's own bracket there (`foo(` + `x)`) is fine.
     if canvas.after.lstrip()[:1] not in CLOSERS_SET:
         return kept
     closing = first_negative_depth_line(kept[1:], max(0, bracket_balance(kept[0])))
@@ -268,12 +267,12 @@ def _splice(canvas: InfillCanvas, fill: str) -> InfillResult | None:
     rest = canvas.line_suffix.rstrip()
     bar = (canvas.base_errors, canvas.base_damage)
     best: tuple[tuple[int, int], int] | None = None  # (score, characters replaced)
+    document, cursor = canvas.before + canvas.after, len(canvas.before)
     for k in _replacements(fill, rest):
         # A fill may leave brackets open only if the code after it closes them (tree-sitter often
         # accepts an unclosed bracket with a MISSING node that the count alone would not notice).
         if not canvas.in_string and not brackets_closed_by(fill, canvas.after[k:]):
             continue
-        document, cursor = canvas.before + canvas.after, len(canvas.before)
         score = spliced_score(document, canvas.language, cursor, cursor + k, fill)
         if no_worse(bar, score) and (best is None or score < best[0]):
             best = (score, k)
@@ -297,6 +296,8 @@ def postprocess_infill(canvas: InfillCanvas, candidate: str) -> InfillResult | N
 
     Truncates to the hole's unit, drops text repeating the suffix, strips trailing whitespace, and
     rejects fills that make the file parse worse — after trying to drop trailing lines (SAFIM).
+    The result may replace auto-closed text after the cursor (`replace_end_character`), and a body
+    typed between braces ends with a line break and the header's indentation.
     """
     fill = candidate.replace("\r\n", "\n")
     blank_line = not canvas.before_line.strip() and not canvas.line_suffix.strip()

@@ -255,9 +255,11 @@ def _replacements(fill: str, rest: str) -> list[int]:
     none, or a prefix made of auto-closed characters that the fill already contains."""
     options = [len(rest)] if rest and fill.endswith(rest) else []
     options.append(0)
-    for k in range(len(rest), 0, -1):
-        head = rest[:k]
-        if set(head) <= AUTO_CLOSED and _is_subsequence(head.replace(" ", ""), fill):
+    auto_closed = 0  # the run of auto-closed characters `rest` starts with
+    while auto_closed < len(rest) and rest[auto_closed] in AUTO_CLOSED:
+        auto_closed += 1
+    for k in range(auto_closed, 0, -1):
+        if _is_subsequence(rest[:k].replace(" ", ""), fill):
             options.append(k)
     return list(dict.fromkeys(options))
 

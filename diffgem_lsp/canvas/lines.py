@@ -87,19 +87,16 @@ def first_negative_depth_line(lines: list[str], depth: int = 0) -> int | None:
     return None
 
 
-def previous_code_line(before: str) -> str:
-    """The last non-blank line before the cursor's line ("" if none)."""
-    for line in reversed(before.split("\n")[:-1]):
-        if line.strip():
-            return line.rstrip("\r")
-    return ""
-
-
 def next_code_line(after: str) -> str | None:
-    """The first non-blank line after the cursor's line (None if none)."""
-    for line in after.split("\n")[1:]:
+    """The first non-blank line after the cursor's line (None if none). Scans, never splits: `after`
+    may be the rest of a megabyte file."""
+    start = after.find("\n")
+    while start >= 0:
+        end = after.find("\n", start + 1)
+        line = after[start + 1 : end if end >= 0 else len(after)]
         if line.strip():
             return line.rstrip("\r")
+        start = end
     return None
 
 

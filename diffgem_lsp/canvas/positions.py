@@ -33,8 +33,7 @@ class Position:
 def units(text: str, encoding: str = "utf-16") -> int:
     """Length of `text` in code units of `encoding`."""
     if encoding == "utf-16":
-        # Code points above U+FFFF take two UTF-16 units (a surrogate pair).
-        return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+        return len(text.encode("utf-16-le", "surrogatepass")) // 2
     if encoding == "utf-8":
         return len(text.encode("utf-8", "surrogatepass"))
     if encoding == "utf-32":
@@ -66,16 +65,14 @@ def offset_at(text: str, pos: Position, encoding: str = "utf-16") -> int:
     if pos.character < 0:
         raise PositionError(f"character {pos.character} is negative")
     start, end = line_bounds(text, pos.line)
+    line = text[start:end]
     if encoding == "utf-32":
-        return start + min(pos.character, end - start)
-    seen = 0
-    for i in range(start, end):
-        if seen == pos.character:
-            return i
-        seen += units(text[i], encoding)
-        if seen > pos.character:
-            return i  # inside this character's encoding: round down to its start
-    return end
+        return start + min(pos.character, len(line))
+    # Encode the line, cut it at the column, decode what is left: C speed on megabyte lines.
+    # "ignore" drops a character cut in half, which rounds a column inside it down to its start.
+    codec, width = ("utf-16-le", 2) if encoding == "utf-16" else ("utf-8", 1)
+    head = line.encode(codec, "surrogatepass")[: pos.character * width]
+    return start + len(head.decode(codec, "ignore"))
 
 
 def position_at(text: str, offset: int, encoding: str = "utf-16") -> Position:

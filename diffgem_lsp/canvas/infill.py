@@ -202,16 +202,21 @@ def _cut_block(canvas: InfillCanvas, lines: list[str]) -> list[str]:
     scope = canvas.scope
     if scope is None:
         scope = indent_width(canvas.before_line + lines[0])
+    suffix_closes = canvas.after.lstrip()[:1] in CLOSERS_SET
     kept = [lines[0]]
     for line in lines[1:]:
         if line.strip() and indent_width(line) < scope:
+            # The dedented line that closes the block (`}`, `)`) is the fill's to write when the
+            # code after the hole does not already close it (no editor auto-closed it).
+            if not suffix_closes and line.strip()[0] in CLOSERS_SET:
+                kept.append(line)
             break
         kept.append(line)
     # A line closing a bracket opened before the hole ends the fill, when the code after the hole
     # closes that bracket itself (`}` of the enclosing body); otherwise the hole may well be the rest
     # of a multi-line call, whose ")" is the fill's to write. The first line is the rest of the
     # cursor's line: closing the header's own bracket there (`foo(` + `x)`) is fine.
-    if canvas.after.lstrip()[:1] not in CLOSERS_SET:
+    if not suffix_closes:
         return kept
     closing = first_negative_depth_line(kept[1:], max(0, bracket_balance(kept[0])))
     return kept if closing is None else kept[: closing + 1]
@@ -224,7 +229,9 @@ def _logical_line(canvas: InfillCanvas, lines: list[str]) -> list[str]:
     taken = [lines[0]]
     following = next_code_line(canvas.after)
     for line in lines[1:MAX_CONTINUATION_LINES]:
-        if canvas.in_string or brackets_closed_by("\n".join(taken), canvas.after):
+        if canvas.in_string or brackets_closed_by(
+            canvas.before_line + "\n".join(taken), canvas.after
+        ):
             break
         if following is not None and line.strip() == following.strip():
             break
@@ -273,7 +280,10 @@ def _splice(canvas: InfillCanvas, fill: str) -> InfillResult | None:
     for k in _replacements(fill, rest):
         # A fill may leave brackets open only if the code after it closes them (tree-sitter often
         # accepts an unclosed bracket with a MISSING node that the count alone would not notice).
-        if not canvas.in_string and not brackets_closed_by(fill, canvas.after[k:]):
+        # The brackets the cursor's line opened before the fill are closed after the fill's own.
+        if not canvas.in_string and not brackets_closed_by(
+            canvas.before_line + fill, canvas.after[k:]
+        ):
             continue
         score = spliced_score(document, canvas.language, cursor, cursor + k, fill)
         if no_worse(bar, score) and (best is None or score < best[0]):

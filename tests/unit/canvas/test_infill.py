@@ -214,3 +214,18 @@ def test_one_huge_line_still_gets_a_prefix_window():
     assert canvas is not None
     assert 6000 - 2048 <= len(canvas.prefix) <= 6000 + 2048
     assert text[: len(text) - 1].endswith(canvas.prefix)
+
+
+def test_an_argument_spread_over_lines_inside_a_call():
+    # The suffix's ")" closes `foo(`; the fill's own "bar(" must be closed by the fill.
+    marked = "x = foo(⟨⟩)\ny = 2\n"
+    assert shown(marked, "bar(\n    1)") == "x = foo(bar(\n    1))\ny = 2\n"
+    assert shown(marked, "bar(\ny = 2") is None
+
+
+def test_a_block_the_editor_did_not_close_is_closed_by_the_fill():
+    fill = "\n  return 1;\n}\nfoo();"
+    assert shown("function f() {⟨⟩\n", fill, "javascript") == "function f() {\n  return 1;\n}\n"
+    # With the closer already there, the fill's copy of it is dropped.
+    assert shown("function f() {⟨⟩\n}\n", fill, "javascript") == "function f() {\n  return 1;\n}\n"
+    assert shown("x = f(⟨⟩\n", "\n    1,\n)\ny = 2") == "x = f(\n    1,\n)\n"

@@ -77,7 +77,8 @@
                    60)
       (driver-wait (lambda () nil) 0.3)
       (driver-put "after_rewrite" (buffer-string)))
-    (eglot-shutdown server)))
+    ;; eglot 1.9 waits only 1.5 s for the shutdown response; the server stops its worker first.
+    (eglot-shutdown server nil 15)))
 
 (defun driver-startup ()
   (driver-put "error" nil)

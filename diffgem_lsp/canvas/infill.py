@@ -36,6 +36,7 @@ WINDOW_BAND = 2048
 # semicolon): a fill may type over it, and the result then replaces it (a same-line LSP range).
 AUTO_CLOSED = frozenset(")]}\"'`; \t")
 CLOSERS_SET = frozenset(")]}")
+CLOSING_LINE = frozenset(")]};, ")
 # A line fill that opens a bracket may run on to the line that closes it, this many lines at most.
 MAX_CONTINUATION_LINES = 12
 
@@ -118,8 +119,8 @@ def hole_kind(
     Text after the cursor on its line: the rest of an expression, except between an editor's
     auto-closed braces (`if x {⟨⟩}`): a block. The cursor ends a line that opens a block
     (`def f():`, `{`, `foo(`, `case 1:`) whose body is not there yet: the block. The cursor ends
-    another non-blank line: the rest of that line. A blank line: a block where a body is empty or
-    ends (more statements may follow), else a line.
+    another non-blank line: the rest of that line. A blank line: a block (statements, cut where
+    they dedent or start repeating the code below).
     """
     before_line, after_line = text[line_start:offset], text[offset:line_end]
     if after_line.strip():
@@ -139,16 +140,12 @@ def hole_kind(
         if scope is None or (following is not None and indent_width(following) >= scope):
             return "line", None  # not a header, or its body is already there
         return "block", scope
+    # A blank line: several statements may go there (an empty body, the end of a body, a gap in
+    # one). The fill ends where it dedents below the cursor, or the body under the header above.
     column = indent_width(before_line)
     previous_end = _last_code_line_end(text, line_start)
     header = None if previous_end is None else _header_scope(text, tree, grammar, previous_end)
-    if header is not None:
-        if following is None or indent_width(following) < header:
-            return "block", max(column, header)
-        return "line", None  # the body already has statements: fill the one line
-    if following is None or indent_width(following) < column:
-        return "block", column or None  # the end of a body: more statements may follow
-    return "line", None
+    return "block", max(column, header or 0) or None
 
 
 def build_infill_canvas(
@@ -245,9 +242,12 @@ def _drop_repeated_suffix_lines(canvas: InfillCanvas, lines: list[str]) -> list[
     if following is None:
         return lines
     for i in range(1, len(lines)):
-        # A closing line that closes the fill's own bracket is the fill's, not a repeat of the suffix.
-        if lines[i].strip() == following.strip() and bracket_balance("\n".join(lines[:i])) <= 0:
-            return lines[:i]
+        if lines[i].strip() != following.strip():
+            continue
+        # A closing line (`}`, `);`) that closes the fill's own bracket is the fill's, not a repeat.
+        if set(following.strip()) <= CLOSING_LINE and bracket_balance("\n".join(lines[:i])) > 0:
+            continue
+        return lines[:i]
     return lines
 
 
@@ -315,8 +315,8 @@ def postprocess_infill(canvas: InfillCanvas, candidate: str) -> InfillResult | N
     blank_line = not canvas.before_line.strip() and not canvas.line_suffix.strip()
     if blank_line:
         fill = fill.lstrip("\n")  # the cursor's line is empty: a leading newline only wastes it
-    elif canvas.before_line.endswith((" ", "\t")) and not fill.startswith("\n"):
-        fill = fill.lstrip(" \t")  # "return ⟨⟩" + " x" would leave two spaces
+    elif canvas.before_line.endswith(" ") and fill.startswith(" ") and fill[1:2] != " ":
+        fill = fill[1:]  # "return ⟨⟩" + " x" would leave two spaces (more is alignment: kept)
     lines = [line.rstrip() for line in fill.split("\n")]
     if not "".join(lines).strip():
         return None

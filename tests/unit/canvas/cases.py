@@ -281,3 +281,28 @@ CASES += [
     ),
     Case("py_braces_are_a_dict", "python", "d = {⟨⟩}\n", ['"a": 1', '\n    "a": 1,\n']),
 ]
+
+# Blank lines inside bodies, for the languages above that lack one.
+CASES += [
+    Case(
+        "ts_empty_line_in_body",
+        "typescript",
+        "class Counter {\n  private n = 0;\n  increment(): number {\n    ⟨⟩\n  }\n}\n",
+        [
+            "this.n += 1;\n    return this.n;\n  }\n}",
+            "this.n += 1;\n    return this.n;\n  }\n\n  reset() {",
+        ],
+    ),
+    Case(
+        "rs_empty_line_in_body",
+        "rust",
+        "fn sum(xs: &[i32]) -> i32 {\n    let mut total = 0;\n    ⟨⟩\n    total\n}\n",
+        ["for x in xs {\n        total += x;\n    }", "total += xs[0]\n    total"],
+    ),
+    Case(
+        "tsx_edit",
+        "typescriptreact",
+        "export const A = () => (\n  <ul>\n    «<li>one</li>»\n  </ul>\n);\n",
+        ["    <li>One</li>", "    <li>One</l"],
+    ),
+]

@@ -54,8 +54,11 @@ def test_replacement_columns_are_utf16():
 def test_multi_line_fill_stops_where_it_repeats_the_next_line():
     marked = "def f(xs):\n    total = 0\n    ⟨⟩\n\n    return total\n"
     _, canvas = canvas_at(marked)
-    assert canvas is not None and canvas.hole_kind == "line"
-    assert shown(marked, "for x in xs:") is None  # a header with no body is not a line
+    assert canvas is not None and (canvas.hole_kind, canvas.scope) == ("block", 4)
+    assert shown(marked, "for x in xs:") is None  # a header with no body: Python rejects it
+    assert shown(marked, "for x in xs:\n        total += x\n    return total") == (
+        "def f(xs):\n    total = 0\n    for x in xs:\n        total += x\n\n    return total\n"
+    )
     marked = "def f(xs):\n    ⟨⟩\n\nprint(1)\n"
     fill = "total = 0\n    for x in xs:\n        total += x\n    return total\nprint(1)"
     assert shown(marked, fill) == (
@@ -114,7 +117,7 @@ def test_trailing_whitespace_is_stripped_and_crlf_kept():
         ("x = 1⟨⟩\n", "python", "line"),
         ("print(⟨⟩)\n", "python", "expression"),
         ("for x in xs:\n    ⟨⟩\n", "python", "block"),
-        ("for x in xs:\n    a = 1\n    ⟨⟩\n    b = 2\n", "python", "line"),
+        ("for x in xs:\n    a = 1\n    ⟨⟩\n    b = 2\n", "python", "block"),
         ("fn main() {⟨⟩\n}\n", "rust", "block"),
         ("func f() {⟨⟩\n}\n", "go", "block"),
         ("const x = [⟨⟩\n", "typescript", "block"),

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from diffgem_lsp import canvas as C
+from diffgem_lsp.canvas import lines as canvas_lines
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -28,7 +29,22 @@ def punch(text: str, rng: random.Random) -> tuple[str, int, int, str] | None:
     if not line.strip():
         return None
     line_start = sum(len(x) + 1 for x in lines[:row])
-    scenario = rng.choice(["rest_of_line", "body", "inside_brackets"])
+    scenario = rng.choice(["rest_of_line", "body", "inside_brackets", "statements"])
+    if scenario == "statements":
+        # Whole statements cut out of a body, the cursor left on a blank line at their indentation.
+        end = row + rng.randint(1, 4)
+        if end > len(lines) or row == 0 or line.lstrip().startswith(("#", ")", "]", "}")):
+            return None
+        block = lines[row:end]
+        if any(_indent(x) < _indent(line) or not x.strip() for x in block):
+            return None
+        if canvas_lines.bracket_balance("\n".join(block)) or block[-1].rstrip().endswith(","):
+            return None  # not whole statements
+        if _indent(lines[row - 1]) > _indent(line) or lines[row - 1].rstrip().endswith(("(", "[")):
+            return None  # the line above is inside a bracket or a deeper body
+        cut = line_start + _indent(line)
+        stop = line_start + len("\n".join(block))
+        return scenario, cut, stop, text[cut:stop]
     if scenario == "rest_of_line":
         column = rng.randrange(1, len(line.rstrip()) + 1)
         middle = line[column:].rstrip()

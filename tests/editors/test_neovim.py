@@ -53,7 +53,7 @@ def run_nvim(tmp_path: Path, source: str, case: str, server: str, timeout: float
     env = clean_env(tmp_path)
     env.update(
         DIFFGEM_LSP=server,
-        DIFFGEM_SETTINGS=json.dumps(TEST_SETTINGS),
+        DIFFGEM_SETTINGS=json.dumps(env_extra.pop("settings", TEST_SETTINGS)),
         DIFFGEM_NVIM_OUT=str(out),
         DIFFGEM_NVIM_CASE=case,
         **env_extra,
@@ -157,6 +157,13 @@ def test_neovim_server_that_exits_at_start_is_reported_once(tmp_path: Path):
     result = run_nvim(tmp_path, HOLE_SOURCE, "startup", str(broken), timeout=60)
     errors = [n["msg"] for n in result["notifications"] if n["level"] >= 4]
     assert len(errors) == 1 and "exited (code 3" in errors[0], result["notifications"]
+
+
+def test_neovim_settings_typo_gives_one_message(tmp_path: Path):
+    settings = {**TEST_SETTINGS, "invokedStep": 3}
+    result = run_nvim(tmp_path, HOLE_SOURCE, "startup", str(server_path()), timeout=90, settings=settings)
+    assert result["messages"].count("unknown setting diffgem.invokedStep") == 1, result["messages"]
+    assert result["clients"] == 1  # the server keeps going
 
 
 def test_neovim_checkhealth_diffgem(tmp_path: Path):

@@ -185,7 +185,7 @@ def test_vscode_ghost_text_and_rewrite_selection(code_server: Path, vsix: Path, 
     assert result["before"] == '    message = "Hello, "'
     typed = '    message = "Hello, w'
     assert result["after"].startswith(typed) and len(result["after"]) > len(typed + '"'), result
-    if shot.exists() and os.environ.get("DIFFGEM_UPDATE_SCREENSHOT", "1") == "1":
+    if shot.exists() and os.environ.get("DIFFGEM_UPDATE_SCREENSHOT") == "1":
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, SCREENSHOT)
 

@@ -22,13 +22,17 @@ async function lineTexts(page) {
 }
 
 async function openFile(page, name) {
-  await page.keyboard.press('Control+P');
-  await page.waitForSelector('.quick-input-widget .quick-input-box input', { state: 'visible' });
-  await page.keyboard.type(name, { delay: 20 });
-  await page.waitForTimeout(400);
-  await page.keyboard.press('Enter');
+  // Click it in the Explorer (no file search involved, which is slow to warm up on a busy machine);
+  // retry, since a click during a re-render of the tree can miss.
+  const isActive = () =>
+    page.evaluate((n) => Boolean(document.querySelector('.tab.active')?.textContent?.includes(n)), name);
+  for (let attempt = 0; attempt < 5 && !(await isActive()); attempt++) {
+    await page.locator('.explorer-folders-view .monaco-list-row', { hasText: name }).first().click();
+    await page.waitForTimeout(1000);
+  }
   await page.waitForFunction((n) => document.querySelector('.tab.active')?.textContent?.includes(n), name);
   await page.waitForSelector('.editor-instance .monaco-editor .view-line');
+  await page.locator('.editor-instance .monaco-editor .view-lines').first().click(); // focus the editor
 }
 
 async function gotoLine(page, spec) {

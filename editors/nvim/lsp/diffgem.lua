@@ -23,7 +23,7 @@ return {
   filetypes = { 'python', 'javascript', 'javascriptreact', 'typescript', 'typescriptreact', 'go', 'rust' },
   root_markers = { '.git', 'pyproject.toml', 'package.json', 'go.mod', 'Cargo.toml' },
   -- Server settings (camelCase, see editors/README.md); unknown keys get one message from the server.
-  init_options = vim.g.diffgem_settings or {},
+  init_options = vim.g.diffgem_settings, -- nil or a non-empty table ({} would encode as a JSON array)
   handlers = {
     -- Worker state: loading / ready / generating / error. Kept per client and re-broadcast as a
     -- `User DiffgemStatus` autocommand so statuslines and lua/diffgem can follow it.

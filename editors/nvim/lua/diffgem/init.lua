@@ -201,7 +201,9 @@ function M.setup(opts)
     vim.g.diffgem_server_path = M.config.server_path
     vim.lsp.config('diffgem', { cmd = { vim.fs.normalize(M.config.server_path) } })
   end
-  vim.lsp.config('diffgem', { init_options = M.config.settings })
+  if next(M.config.settings) ~= nil then -- an empty table would reach the server as a JSON array
+    vim.lsp.config('diffgem', { init_options = M.config.settings })
+  end
 
   -- One clear message instead of an error every time a buffer opens.
   local path = M.server_path()

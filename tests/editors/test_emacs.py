@@ -20,7 +20,9 @@ from .conftest import EDITORS, REPO, TEST_SETTINGS, clean_env, server_path
 pytestmark = pytest.mark.editor
 
 DRIVER = Path(__file__).with_name("emacs_driver.el")
-HOLE_SOURCE = 'def greet(name):\n    message = "Hello, "\n    return message\n\n\nprint(greet("world"))\n'
+HOLE_SOURCE = (
+    'def greet(name):\n    message = "Hello, "\n    return message\n\n\nprint(greet("world"))\n'
+)
 HOLE = (1, len('    message = "Hello, '))
 REWRITE_SOURCE = (
     "def average(values):\n    total = 0\n    count = 0\n    for i in range(0, len(values)):\n"
@@ -42,11 +44,15 @@ def emacs_with_eglot() -> str:
         timeout=60,
     )
     if probe.returncode != 0:
-        pytest.skip(f"eglot not available in Emacs (apt-get install elpa-eglot): {probe.stderr[-300:]}")
+        pytest.skip(
+            f"eglot not available in Emacs (apt-get install elpa-eglot): {probe.stderr[-300:]}"
+        )
     return emacs
 
 
-def run_emacs(tmp_path: Path, case: str, server: str, timeout: float = 180, driver: Path = DRIVER) -> dict:
+def run_emacs(
+    tmp_path: Path, case: str, server: str, timeout: float = 180, driver: Path = DRIVER
+) -> dict:
     work = tmp_path / "project"
     work.mkdir(exist_ok=True)
     (work / ".git").mkdir(exist_ok=True)  # a project root for lsp-mode
@@ -66,14 +72,24 @@ def run_emacs(tmp_path: Path, case: str, server: str, timeout: float = 180, driv
         DIFFGEM_SELECTION="2,6",
     )
     proc = subprocess.run(
-        [emacs_with_eglot(), "--batch", "-L", str(EDITORS / "emacs"), "-l", str(driver), str(target)],
+        [
+            emacs_with_eglot(),
+            "--batch",
+            "-L",
+            str(EDITORS / "emacs"),
+            "-l",
+            str(driver),
+            str(target),
+        ],
         cwd=work,
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
-    assert out.exists(), f"emacs wrote no result (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    assert out.exists(), (
+        f"emacs wrote no result (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    )
     result = json.loads(out.read_text())
     result["stderr"] = proc.stderr
     return result
@@ -120,12 +136,18 @@ def test_emacs_wrong_server_path_gives_one_clear_error(tmp_path: Path):
 def test_emacs_lsp_mode_registration_completes(tmp_path: Path):
     """lsp-mode (Debian elpa-lsp-mode 8.0): diffgem.el's client starts, reports status, completes."""
     emacs = emacs_with_eglot()
-    probe = subprocess.run([emacs, "--batch", "--eval", "(require 'lsp-mode)"], capture_output=True, timeout=60)
+    probe = subprocess.run(
+        [emacs, "--batch", "--eval", "(require 'lsp-mode)"], capture_output=True, timeout=60
+    )
     if probe.returncode != 0:
         pytest.skip("lsp-mode not installed (apt-get install elpa-lsp-mode)")
-    result = run_emacs(tmp_path, "lspmode", str(server_path()), driver=DRIVER.with_name("emacs_lspmode_driver.el"))
+    result = run_emacs(
+        tmp_path, "lspmode", str(server_path()), driver=DRIVER.with_name("emacs_lspmode_driver.el")
+    )
     assert not result.get("error"), result["error"] + "\n" + result["stderr"][-3000:]
     assert result["servers"] == ["diffgem"] and result["status"] == "ready"
     after = result["after_completion"]
     assert after != result["before_completion"]
-    assert after.split("\n")[HOLE[0]].startswith('    message = "Hello, ') and after.endswith('print(greet("world"))\n')
+    assert after.split("\n")[HOLE[0]].startswith('    message = "Hello, ') and after.endswith(
+        'print(greet("world"))\n'
+    )

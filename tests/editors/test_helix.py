@@ -60,7 +60,9 @@ def test_every_language_is_supported_and_keeps_its_usual_server(config: dict):
         assert HELIX_TO_LSP[name] in supported, f"{name} -> {HELIX_TO_LSP[name]} not supported"
         servers = entry["language-servers"]
         assert servers[-1] == "diffgem", f"{name}: diffgem should come last"
-        assert servers[0] in USUAL_SERVERS[name], f"{name}: first server {servers[0]} is not Helix's usual one"
+        assert servers[0] in USUAL_SERVERS[name], (
+            f"{name}: first server {servers[0]} is not Helix's usual one"
+        )
         assert len(servers) == len(set(servers))
 
 
@@ -68,7 +70,12 @@ def test_server_command_resolves_and_runs(config: dict):
     server = config["language-server"]["diffgem"]
     assert server["command"] == "diffgem-lsp"
     path = server_path()  # .venv/bin/diffgem-lsp or PATH, as a user's Helix would find it
-    proc = subprocess.run([str(path), "--version", *server.get("args", [])], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(path), "--version", *server.get("args", [])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("diffgem-lsp ")
 

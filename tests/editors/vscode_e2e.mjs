@@ -43,6 +43,14 @@ async function gotoLine(page, spec) {
   await page.waitForTimeout(200);
 }
 
+async function runCommand(page, title) {
+  await page.keyboard.press('F1');
+  await page.waitForSelector('.quick-input-widget .quick-input-box input', { state: 'visible' });
+  await page.keyboard.type(title, { delay: 10 });
+  await page.waitForTimeout(500);
+  await page.keyboard.press('Enter');
+}
+
 async function waitForDiffgem(page, state, timeout) {
   await page.waitForFunction(
     (label) => [...document.querySelectorAll('[aria-label]')].some((n) => n.getAttribute('aria-label') === label),
@@ -93,6 +101,28 @@ try {
   result.after = (await lineTexts(page))[1];
   result.lines_after_accept = await lineTexts(page);
 
+  // Commands from the palette: restart the model worker (the status bar goes through loading back to
+  // ready), toggle automatic suggestions (a confirmation toast).
+  await page.evaluate(() => {
+    window.__diffgemStates = [];
+    new MutationObserver(() => {
+      for (const node of document.querySelectorAll('[aria-label^="diffgem "]')) {
+        const label = node.getAttribute('aria-label');
+        if (window.__diffgemStates.at(-1) !== label) window.__diffgemStates.push(label);
+      }
+    }).observe(document.body, { subtree: true, attributes: true, childList: true, attributeFilter: ['aria-label'] });
+  });
+  await runCommand(page, 'diffgem: Restart Model Worker');
+  await page.waitForFunction(() => window.__diffgemStates.some((s) => s !== 'diffgem ready'), null, { timeout: 60000 }).catch(() => {});
+  await waitForDiffgem(page, 'ready', 90000);
+  await page.waitForTimeout(300);
+  result.restart_states = await page.evaluate(() => window.__diffgemStates);
+  await runCommand(page, 'diffgem: Toggle Automatic Suggestions');
+  await page.waitForTimeout(1500);
+  result.toggle_toasts = await page.$$eval('.notifications-toasts .notification-list-item-message', (n) => n.map((x) => x.textContent));
+  await runCommand(page, 'Notifications: Clear All Notifications');
+  step('commands');
+
   // Case 2: "Rewrite selection" from the command palette on a selection.
   await openFile(page, 'average.py');
   await gotoLine(page, '2:1');
@@ -108,11 +138,7 @@ try {
     result.refactor_menu = false;
   }
   await page.keyboard.press('Escape');
-  await page.keyboard.press('F1');
-  await page.waitForSelector('.quick-input-widget .quick-input-box input', { state: 'visible' });
-  await page.keyboard.type('diffgem: Rewrite Selection', { delay: 20 });
-  await page.waitForTimeout(500);
-  await page.keyboard.press('Enter');
+  await runCommand(page, 'diffgem: Rewrite Selection');
   const before = JSON.stringify(result.before_rewrite);
   const deadline = Date.now() + 60000;
   result.toasts = [];
@@ -146,10 +172,7 @@ try {
     result[name].status_error = await page.evaluate(() =>
       [...document.querySelectorAll('[aria-label]')].some((n) => n.getAttribute('aria-label') === 'diffgem error'),
     );
-    await page.keyboard.press('Control+Shift+P');
-    await page.keyboard.type('Notifications: Clear All Notifications', { delay: 10 });
-    await page.waitForTimeout(300);
-    await page.keyboard.press('Enter');
+    await runCommand(page, 'Notifications: Clear All Notifications');
     await page.waitForTimeout(500);
   }
   step('bad paths');

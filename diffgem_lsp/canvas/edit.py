@@ -105,13 +105,41 @@ def _reindented(original: str, new: str) -> list[str]:
     return [every, first]
 
 
+def _code_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.split("\n") if line.strip()]
+
+
+def _drop_echoed_context(canvas: EditCanvas, new: str) -> str:
+    """Drop lines a model copied from around the selection: the code just after it repeated at the
+    end of the rewrite, or the code just before it at the start (unless the original had them)."""
+    lines = new.split("\n")
+    original = _code_lines(canvas.original)
+    after = _code_lines(canvas.suffix[:4000])
+    for m in range(min(len(after), len(lines) - 1), 0, -1):
+        tail = [line.strip() for line in lines[-m:]]
+        if tail == after[:m] and original[-m:] != tail:
+            lines = lines[:-m]
+            break
+    before = _code_lines(canvas.prefix[-4000:])
+    for m in range(min(len(before), len(lines) - 1), 0, -1):
+        head = [line.strip() for line in lines[:m]]
+        if head == before[-m:] and original[:m] != head:
+            lines = lines[m:]
+            break
+    return "\n".join(lines).strip("\n")
+
+
 def postprocess_edit(canvas: EditCanvas, candidate: str) -> str | None:
-    """The rewritten region, or None if it is empty or makes the file parse worse."""
+    """The rewritten region, or None if it is empty or makes the file parse worse.
+
+    Restores indentation the model dropped, drops context it echoed, strips trailing whitespace.
+    """
     new = candidate.replace("\r\n", "\n").lstrip("\n").rstrip()
     if not new.strip():
         return None
     eol = canvas.eol
     new = "\n".join(line.rstrip() for line in new.split("\n"))
+    new = _drop_echoed_context(canvas, new)
     options = [o.replace("\n", eol) for o in _reindented(canvas.original.replace(eol, "\n"), new)]
     if grammar_of(canvas.language) is None:
         return options[0]

@@ -158,3 +158,13 @@ def test_minimal_edits_on_random_rewrites_reproduce_the_new_text():
         assert changed <= len(new)
         if old == new:
             assert edits == []
+
+
+def test_rewrite_echoing_the_code_around_the_selection_is_trimmed():
+    marked = "def f(xs):\n    total = 0\n    «for x in xs:\n        total += x»\n    return total\n"
+    _, canvas = edit_canvas(marked)
+    echoed = "    total = 0\n    for x in xs:\n        total += 2 * x\n    return total"
+    assert C.postprocess_edit(canvas, echoed) == "    for x in xs:\n        total += 2 * x"
+    # A rewrite that legitimately ends like the code after it keeps its lines.
+    _, canvas = edit_canvas("a = 1\n«b = 2»\nb = 2\n")
+    assert C.postprocess_edit(canvas, "b = 3\nb = 2") == "b = 3\nb = 2"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,8 @@ EDITORS = REPO / "editors"
 VENV_BIN = Path(sys.executable).parent
 
 # Quick, deterministic server settings for every editor test.
-TEST_SETTINGS = {"invokedSteps": 8, "automaticSteps": 4, "debounceMs": 0, "seed": 0}
+# Equal step budgets, so that an automatic (as-you-type) request fills like an invoked one.
+TEST_SETTINGS = {"invokedSteps": 8, "automaticSteps": 8, "debounceMs": 0, "seed": 0}
 
 
 def server_path() -> Path:
@@ -39,3 +42,71 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "home").mkdir(exist_ok=True)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+# Candidate holes (⟨⟩ marks the cursor). Which ones a given embedded checkpoint fills is up to the model,
+# so the session picks the first one the real server fills (invoked and automatic alike) and every
+# editor test uses that one: the tests check what the editor does with a fill, not the model's taste.
+CANDIDATE_HOLES = [
+    'def greet(name):\n    message = "Hello, ⟨⟩"\n    return message\n\n\nprint(greet("world"))\n',
+    'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    if n < 2:\n        return n\n'
+    "    return ⟨⟩\n\n\nprint(fibonacci(10))\n",
+    "def total(values):\n    result = 0\n    for value in values:\n        result ⟨⟩\n    return result\n",
+    "import os\n\n\ndef list_files(path):\n    return os.⟨⟩\n",
+    'def greet(name):\n    message = "Hello, " + ⟨⟩\n    return message\n',
+    "def add(a, b):\n    return a ⟨⟩\n",
+    "def count(n):\n    for i in range(⟨⟩):\n        print(i)\n",
+    "values = [1, 2, 3]\nprint(len(⟨⟩))\n",
+    "class Point:\n    def __init__(self, x, y):\n        self.x = x\n        self.y = ⟨⟩\n",
+    "def is_even(n):\n    return n % 2 ⟨⟩\n",
+    "import math\n\n\ndef area(r):\n    return math.⟨⟩\n",
+    'name = input()\nprint("Hi " + ⟨⟩)\n',
+]
+
+
+@dataclass(frozen=True)
+class FilledHole:
+    text: str  # the file, marker removed
+    line: int  # 0-based
+    character: int  # 0-based; the hole lines are ASCII, so UTF-16 == byte column
+    fill: str  # what the server answered here (for the record; tests assert structure only)
+
+    @property
+    def line_prefix(self) -> str:
+        return self.text.split("\n")[self.line][: self.character]
+
+    @property
+    def line_text(self) -> str:
+        return self.text.split("\n")[self.line]
+
+
+async def _first_filled_hole(server: Path) -> FilledHole | None:
+    from diffgem_lsp.editor_client import EditorSession, Hole
+
+    session = EditorSession(dict(TEST_SETTINGS), [str(server)])
+    await session.start()
+    try:
+        await session.wait_ready()
+        for index, marked in enumerate(CANDIDATE_HOLES):
+            hole = Hole.from_marked(marked)
+            uri = f"file:///tmp/diffgem-hole-{index}.py"
+            session.open(uri, hole.text, "python")
+            invoked = await session.inline(uri, hole.line, hole.character)
+            automatic = await session.inline(uri, hole.line, hole.character, automatic=True)
+            texts = [item.insert_text for item in invoked + automatic]
+            if invoked and automatic and all(isinstance(t, str) and t.strip() for t in texts):
+                return FilledHole(hole.text, hole.line, hole.character, str(invoked[0].insert_text))
+        return None
+    finally:
+        await session.stop()
+
+
+@pytest.fixture(scope="session")
+def filled_hole() -> FilledHole:
+    found = asyncio.run(_first_filled_hole(server_path()))
+    if found is None:
+        pytest.fail(
+            f"the embedded model filled none of the {len(CANDIDATE_HOLES)} candidate holes in "
+            "tests/editors/conftest.py with these settings; the editor tests need one non-empty fill"
+        )
+    return found

@@ -67,7 +67,11 @@ local function run()
 
   -- Completion and inline completion at the hole.
   local hl, hc = vim.env.DIFFGEM_HOLE:match('(%d+),(%d+)')
+  -- A hole at the end of a line is past the last character: allowed in insert mode, and in normal
+  -- mode only with virtualedit=onemore (else Neovim clamps the cursor one character left).
+  vim.o.virtualedit = 'onemore'
   vim.api.nvim_win_set_cursor(0, { tonumber(hl) + 1, tonumber(hc) })
+  out.cursor = vim.api.nvim_win_get_cursor(0)
   local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
   local resp = vim.lsp.buf_request_sync(buf, 'textDocument/completion', params, 60000)
   local r = resp and resp[client.id]

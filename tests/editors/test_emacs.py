@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import EDITORS, REPO, TEST_SETTINGS, clean_env, server_path
+from .conftest import EDITORS, REPO, TEST_SETTINGS, FilledHole, clean_env, server_path
 
 pytestmark = pytest.mark.editor
 
@@ -51,13 +51,18 @@ def emacs_with_eglot() -> str:
 
 
 def run_emacs(
-    tmp_path: Path, case: str, server: str, timeout: float = 180, driver: Path = DRIVER
+    tmp_path: Path,
+    case: str,
+    server: str,
+    hole: FilledHole | None = None,
+    timeout: float = 180,
+    driver: Path = DRIVER,
 ) -> dict:
     work = tmp_path / "project"
     work.mkdir(exist_ok=True)
     (work / ".git").mkdir(exist_ok=True)  # a project root for lsp-mode
     target = work / "sample.py"
-    target.write_text(HOLE_SOURCE)
+    target.write_text(hole.text if hole else HOLE_SOURCE)
     rewrite = tmp_path / "average.py"
     rewrite.write_text(REWRITE_SOURCE)
     out = tmp_path / f"{case}.json"
@@ -67,7 +72,7 @@ def run_emacs(
         DIFFGEM_SETTINGS=json.dumps(TEST_SETTINGS),
         DIFFGEM_EMACS_OUT=str(out),
         DIFFGEM_EMACS_CASE=case,
-        DIFFGEM_HOLE=f"{HOLE[0]},{HOLE[1]}",
+        DIFFGEM_HOLE=f"{hole.line},{hole.character}" if hole else f"{HOLE[0]},{HOLE[1]}",
         DIFFGEM_REWRITE_FILE=str(rewrite),
         DIFFGEM_SELECTION="2,6",
     )
@@ -95,8 +100,9 @@ def run_emacs(
     return result
 
 
-def test_emacs_eglot_completion_and_rewrite(tmp_path: Path):
-    result = run_emacs(tmp_path, "session", str(server_path()))
+def test_emacs_eglot_completion_and_rewrite(tmp_path: Path, filled_hole: FilledHole):
+    hole = filled_hole
+    result = run_emacs(tmp_path, "session", str(server_path()), hole)
     assert not result.get("error"), result["error"] + "\n" + result["stderr"][-3000:]
     assert result["major_mode"] == "python-mode"
     assert result["server_command"][0].endswith("diffgem-lsp")
@@ -108,11 +114,8 @@ def test_emacs_eglot_completion_and_rewrite(tmp_path: Path):
     [candidate] = result["capf_candidates"]
     assert candidate.strip()
     before, after = result["before_completion"], result["after_completion"]
-    assert before == HOLE_SOURCE and after != before
-    line = after.split("\n")[HOLE[0]]
-    assert line.startswith('    message = "Hello, ') and len(line) > len('    message = "Hello, "')
-    assert after.startswith("def greet(name):\n") and after.endswith('print(greet("world"))\n')
-    assert after.count("\n") >= before.count("\n")
+    assert before == hole.text and after != before
+    assert_filled_at_hole(after, hole)
 
     # Code action listed with a command (eglot 1.9 has no resolve); running it applied an edit or
     # showed the server's reason for not changing anything.
@@ -133,7 +136,16 @@ def test_emacs_wrong_server_path_gives_one_clear_error(tmp_path: Path):
     assert str(missing) in result["connect_error"]
 
 
-def test_emacs_lsp_mode_registration_completes(tmp_path: Path):
+def assert_filled_at_hole(after: str, hole: FilledHole) -> None:
+    """Text went in at the hole: same lines above, the hole line grew after its prefix, same tail."""
+    before_lines, after_lines = hole.text.split("\n"), after.split("\n")
+    assert after_lines[: hole.line] == before_lines[: hole.line]
+    line = after_lines[hole.line]
+    assert line.startswith(hole.line_prefix) and len(after) > len(hole.text)
+    assert after.endswith(hole.text.split("\n", hole.line + 1)[-1])
+
+
+def test_emacs_lsp_mode_registration_completes(tmp_path: Path, filled_hole: FilledHole):
     """lsp-mode (Debian elpa-lsp-mode 8.0): diffgem.el's client starts, reports status, completes."""
     emacs = emacs_with_eglot()
     probe = subprocess.run(
@@ -142,12 +154,14 @@ def test_emacs_lsp_mode_registration_completes(tmp_path: Path):
     if probe.returncode != 0:
         pytest.skip("lsp-mode not installed (apt-get install elpa-lsp-mode)")
     result = run_emacs(
-        tmp_path, "lspmode", str(server_path()), driver=DRIVER.with_name("emacs_lspmode_driver.el")
+        tmp_path,
+        "lspmode",
+        str(server_path()),
+        filled_hole,
+        driver=DRIVER.with_name("emacs_lspmode_driver.el"),
     )
     assert not result.get("error"), result["error"] + "\n" + result["stderr"][-3000:]
     assert result["servers"] == ["diffgem"] and result["status"] == "ready"
     after = result["after_completion"]
-    assert after != result["before_completion"]
-    assert after.split("\n")[HOLE[0]].startswith('    message = "Hello, ') and after.endswith(
-        'print(greet("world"))\n'
-    )
+    assert result["before_completion"] == filled_hole.text
+    assert_filled_at_hole(after, filled_hole)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import EDITORS, TEST_SETTINGS, VENV_BIN, clean_env, server_path
+from .conftest import EDITORS, TEST_SETTINGS, VENV_BIN, FilledHole, clean_env, server_path
 
 pytestmark = pytest.mark.editor
 
@@ -26,7 +26,6 @@ INIT = EDITORS / "nvim" / "minimal_init.lua"
 HOLE_SOURCE = (
     'def greet(name):\n    message = "Hello, "\n    return message\n\n\nprint(greet("world"))\n'
 )
-HOLE = (1, len('    message = "Hello, '))  # 0-based line, byte column (ASCII line)
 REWRITE_SOURCE = (
     "def average(values):\n    total = 0\n    count = 0\n    for i in range(0, len(values)):\n"
     "        total = total + values[i]\n        count = count + 1\n    return total / count\n"
@@ -87,15 +86,16 @@ def apply_text_edit(text: str, edit: dict) -> str:
     return head + edit["newText"] + tail
 
 
-def test_neovim_session_completion_ghost_text_and_rewrite(tmp_path: Path):
+def test_neovim_session_completion_ghost_text_and_rewrite(tmp_path: Path, filled_hole: FilledHole):
+    hole = filled_hole
     rewrite_file = tmp_path / "average.py"
     rewrite_file.write_text(REWRITE_SOURCE)
     result = run_nvim(
         tmp_path,
-        HOLE_SOURCE,
+        hole.text,
         "session",
         str(server_path()),
-        DIFFGEM_HOLE=f"{HOLE[0]},{HOLE[1]}",
+        DIFFGEM_HOLE=f"{hole.line},{hole.character}",
         DIFFGEM_SELECTION="2,6",
         DIFFGEM_REWRITE_FILE=str(rewrite_file),
     )
@@ -110,10 +110,12 @@ def test_neovim_session_completion_ghost_text_and_rewrite(tmp_path: Path):
     assert not result.get("completion_error"), result.get("completion_error")
     [item] = result["completion"]
     edit = item["textEdit"]
-    assert edit["range"]["start"] == {"line": HOLE[0], "character": HOLE[1]}
+    assert edit["range"]["start"] == {"line": hole.line, "character": hole.character}
     assert edit["newText"].strip()
-    filled = apply_text_edit(HOLE_SOURCE, edit)
-    assert filled.startswith('def greet(name):\n    message = "Hello, ' + edit["newText"])
+    filled = apply_text_edit(hole.text, edit)
+    assert filled.split("\n")[hole.line].startswith(
+        hole.line_prefix + edit["newText"].split("\n")[0]
+    )
 
     # textDocument/inlineCompletion: same fill as ghost text.
     assert not result.get("inline_error"), result.get("inline_error")
@@ -125,8 +127,10 @@ def test_neovim_session_completion_ghost_text_and_rewrite(tmp_path: Path):
     assert result["ghost_accepted"] is True
     first_line = result["ghost"].split("\n")[0]
     after = result["after_ghost"].split("\n")
-    assert after[HOLE[0]].startswith('    message = "Hello, ' + first_line)
-    assert after[0] == "def greet(name):" and "print(greet(" in result["after_ghost"]
+    assert after[hole.line].startswith(hole.line_prefix + first_line)
+    before = hole.text.split("\n")
+    assert after[: hole.line] == before[: hole.line]  # the lines above are untouched
+    assert result["after_ghost"].endswith(hole.text.split("\n", hole.line + 1)[-1])  # and below
 
     # Code action listing on a selection, then Neovim's own code-action client resolves and applies it.
     [action] = result["code_actions"]

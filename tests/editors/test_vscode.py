@@ -20,16 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import EDITORS, REPO, TEST_SETTINGS, clean_env, server_path
+from .conftest import EDITORS, REPO, TEST_SETTINGS, FilledHole, clean_env, server_path
 
 pytestmark = pytest.mark.editor
 
 EXTENSION = EDITORS / "vscode"
 DRIVER = Path(__file__).with_name("vscode_e2e.mjs")
 SCREENSHOT = EXTENSION / "media" / "ghost-text.png"
-HOLE_SOURCE = (
-    'def greet(name):\n    message = "Hello, "\n    return message\n\n\nprint(greet("world"))\n'
-)
 REWRITE_SOURCE = (
     "def average(values):\n    total = 0\n    count = 0\n    for i in range(0, len(values)):\n"
     "        total = total + values[i]\n        count = count + 1\n    return total / count\n"
@@ -129,13 +126,25 @@ def code_server() -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
-def test_vscode_ghost_text_and_rewrite_selection(code_server: Path, vsix: Path, tmp_path: Path):
+def test_vscode_ghost_text_and_rewrite_selection(
+    code_server: Path, vsix: Path, tmp_path: Path, filled_hole: FilledHole
+):
+    hole = filled_hole
     binary = code_server / "node_modules" / ".bin" / "code-server"
     env = clean_env(tmp_path)
     user, extensions, workspace = tmp_path / "user", tmp_path / "extensions", tmp_path / "workspace"
     for folder in (user / "User", extensions, workspace):
         folder.mkdir(parents=True)
-    (workspace / "hole.py").write_text(HOLE_SOURCE)
+    # The file lacks the character before the hole; the test types it (see vscode_e2e.mjs).
+    lines = hole.text.split("\n")
+    typed_char = lines[hole.line][hole.character - 1]
+    lines[hole.line] = lines[hole.line][: hole.character - 1] + lines[hole.line][hole.character :]
+    (workspace / "hole.py").write_text("\n".join(lines))
+    env.update(
+        DIFFGEM_GOTO=f"{hole.line + 1}:{hole.character}",
+        DIFFGEM_TYPE=typed_char,
+        DIFFGEM_LINE=str(hole.line),
+    )
     (workspace / "average.py").write_text(REWRITE_SOURCE)
     (workspace / ".vscode").mkdir()
     (workspace / ".vscode" / "settings.json").write_text("{}")
@@ -150,6 +159,8 @@ def test_vscode_ghost_text_and_rewrite_selection(code_server: Path, vsix: Path, 
         "editor.quickSuggestions": {"other": "off", "comments": "off", "strings": "off"},
         "editor.wordBasedSuggestions": "off",
         "editor.suggestOnTriggerCharacters": False,
+        "editor.autoClosingBrackets": "never",  # the typed character must arrive alone
+        "editor.autoClosingQuotes": "never",
         "diffgem.serverPath": str(server_path()),
         **{f"diffgem.{key}": value for key, value in TEST_SETTINGS.items()},
     }
@@ -202,9 +213,9 @@ def test_vscode_ghost_text_and_rewrite_selection(code_server: Path, vsix: Path, 
     assert not result.get("error"), result["error"] + "\n" + json.dumps(result)[:3000]
     # Ghost text appeared after typing at the hole; Tab accepted it into the line.
     assert result["ghost"] and result["ghost"].strip(), result
-    assert result["before"] == '    message = "Hello, "'
-    typed = '    message = "Hello, w'
-    assert result["after"].startswith(typed) and len(result["after"]) > len(typed + '"'), result
+    assert result["before"] == lines[hole.line]
+    assert result["after"].startswith(hole.line_prefix), result
+    assert len(result["after"]) > len(hole.line_text), result
     if shot.exists() and os.environ.get("DIFFGEM_UPDATE_SCREENSHOT") == "1":
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, SCREENSHOT)

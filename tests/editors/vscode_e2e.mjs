@@ -1,6 +1,8 @@
 // Drives a real VS Code (code-server) in Chromium through playwright-core; prints one JSON object.
 // Usage: node vscode_e2e.mjs <playwright-core dir> <url> <screenshot.png> <User/settings.json> <broken server>
-// The workspace holds hole.py (a hole after `"Hello, ` on line 2) and average.py (to rewrite).
+// The workspace holds hole.py and average.py (to rewrite). hole.py lacks the character just before the
+// hole: DIFFGEM_GOTO ("line:col", 1-based) is where it goes, DIFFGEM_TYPE the character, typed as a user
+// would so that VS Code sends an automatic inline completion request; DIFFGEM_LINE is the 0-based line.
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 
@@ -75,9 +77,10 @@ try {
   await openFile(page, 'hole.py');
   await waitForDiffgem(page, 'ready', 90000); // the extension activated and the model loaded
   step('diffgem ready');
-  await gotoLine(page, '2:23');
-  result.before = (await lineTexts(page))[1];
-  await page.keyboard.type('w', { delay: 80 });
+  const holeLine = Number(process.env.DIFFGEM_LINE);
+  await gotoLine(page, process.env.DIFFGEM_GOTO);
+  result.before = (await lineTexts(page))[holeLine];
+  await page.keyboard.type(process.env.DIFFGEM_TYPE, { delay: 80 });
   let ghost = null;
   for (let attempt = 0; attempt < 3 && !ghost; attempt++) {
     try {
@@ -98,7 +101,7 @@ try {
     await page.keyboard.press('Tab');
     await page.waitForTimeout(500);
   }
-  result.after = (await lineTexts(page))[1];
+  result.after = (await lineTexts(page))[holeLine];
   result.lines_after_accept = await lineTexts(page);
 
   // Commands from the palette: restart the model worker (the status bar goes through loading back to

@@ -67,7 +67,8 @@ function M.status()
     local last = vim.g.diffgem_status or {}
     local state = result and result.state or last.state or '?'
     local model = result and result.model or last.model or '?'
-    vim.notify(('diffgem: %s, model %s%s'):format(state, model, last.message and last.message ~= '' and (' (' .. last.message .. ')') or ''))
+    local detail = last.message and last.message ~= '' and last.message ~= model and (' (' .. last.message .. ')') or ''
+    vim.notify(('diffgem: %s, model %s%s'):format(state, model, detail))
   end)
 end
 

@@ -30,7 +30,7 @@ def model_banner() -> str:
 
     card = EMBEDDED_CHECKPOINT / "README.md"
     config = json.loads((EMBEDDED_CHECKPOINT / "config.json").read_text())
-    if config.get("diffgem_trained"):
+    if card.is_file():  # the model card ships with the trained checkpoint
         return f"embedded model: trained checkpoint ({card.relative_to(EXAMPLES.parent)})"
     return (
         "embedded model: UNTRAINED placeholder of the right architecture and tokenizer — the output "

@@ -63,6 +63,15 @@ class Engine:
             eos = self.tokenizer.eos_token_id
         self.eos_ids: tuple[int, ...] = tuple(eos) if isinstance(eos, list) else (eos,)
 
+    def sampler_defaults(self) -> dict[str, float]:
+        """Temperature schedule recorded in the checkpoint's generation config, if it has one.
+
+        DiffusionGemma's published 0.8 -> 0.4 suits the 26B model; a small FIM model can ship its own.
+        """
+        config = self.model.generation_config
+        found = {k: getattr(config, k, None) for k in ("t_max", "t_min")}
+        return {k: float(v) for k, v in found.items() if v is not None}
+
     @classmethod
     def load(
         cls, path: str | Path | None = None, *, device: str = "auto", prompt_cache_mb: int = 256

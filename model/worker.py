@@ -134,6 +134,7 @@ class Worker:
             confidence_threshold=req.sampler.confidence_threshold,
             # A zero mean-entropy bar never triggers: the step budget alone ends denoising.
             stop_entropy=SamplerSettings.stop_entropy if req.sampler.early_stop else 0.0,
+            **self.engine.sampler_defaults(),
         )
         params = GenerateParams(
             prefix=req.prefix,

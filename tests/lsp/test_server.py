@@ -83,7 +83,12 @@ def expected_fill(hole: Hole, steps: int = TEST_OPTIONS["invokedSteps"]) -> C.In
             suffix=canvas.suffix,
             max_tokens=canvas.max_tokens,
             seed=0,
-            sampler=SamplerSettings(rule="confidence", max_steps=steps, confidence_threshold=0.9),
+            sampler=SamplerSettings(
+                rule="confidence",
+                max_steps=steps,
+                confidence_threshold=0.9,
+                **engine.sampler_defaults(),
+            ),
         )
     )
     return C.postprocess_infill(canvas, gen.text)

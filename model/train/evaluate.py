@@ -227,12 +227,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", type=Path, default=Path(__file__).resolve().parent.parent / "embedded")
     p.add_argument("--files", type=int, default=60)
-    p.add_argument("--per-file", type=int, default=5)
-    p.add_argument("--steps", type=int, default=16)
+    p.add_argument("--per-file", type=int, default=4)
+    p.add_argument("--steps", type=int, default=None, help="default: the checkpoint's max_denoising_steps, else 16")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rule", default=None, help="sampler commit rule (engine default if unset)")
-    p.add_argument("--t-max", type=float, default=None)
-    p.add_argument("--t-min", type=float, default=None)
+    p.add_argument("--rule", default="confidence", help="sampler commit rule: confidence (the LSP's default) | entropy")
+    p.add_argument("--t-max", type=float, default=None, help="default: the checkpoint's generation_config t_max")
+    p.add_argument("--t-min", type=float, default=None, help="default: the checkpoint's generation_config t_min")
     p.add_argument("--limit", type=int, default=0, help="evaluate at most N holes (quick look)")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "runs" / "eval")
     args = p.parse_args()
@@ -241,6 +241,12 @@ def main() -> None:
 
     tok = AutoTokenizer.from_pretrained(args.checkpoint)
     canvas = json.loads((args.checkpoint / "config.json").read_text())["canvas_length"]
+    # Sampler defaults travel with the checkpoint (generation_config.json), so `make eval` measures what ships.
+    gen_path = args.checkpoint / "generation_config.json"
+    gen = json.loads(gen_path.read_text()) if gen_path.exists() else {}
+    args.steps = args.steps or gen.get("max_denoising_steps") or 16
+    args.t_max = args.t_max if args.t_max is not None else gen.get("t_max")
+    args.t_min = args.t_min if args.t_min is not None else gen.get("t_min")
     holes = build_holes(tok, canvas, args.files, args.per_file)
     if args.limit:
         holes = holes[: args.limit] if not any(h.kind == "doctest" for h in holes) else (

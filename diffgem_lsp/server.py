@@ -36,6 +36,7 @@ class DiffgemServer(LanguageServer):
         # Automatic inline requests per document: a newer one supersedes (cancels) the older.
         self.inflight: dict[str, asyncio.Task] = {}
         self._progress_token: str | None = None
+        self._loads = 0
 
     # -- settings ------------------------------------------------------------------------------
     def apply_settings(self, raw: Any) -> bool:
@@ -87,7 +88,8 @@ class DiffgemServer(LanguageServer):
         if not (window and window.work_done_progress):
             return
         if state == "loading" and self._progress_token is None:
-            token = self._progress_token = "diffgem-model-load"
+            self._loads += 1  # a fresh token per load: clients reject a reused one
+            token = self._progress_token = f"diffgem-model-load-{self._loads}"
 
             def begin(*_args: Any) -> None:
                 self.work_done_progress.begin(

@@ -14,6 +14,7 @@ from transformers import (
     AutoTokenizer,
     DiffusionGemmaConfig,
     DiffusionGemmaForBlockDiffusion,
+    PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
 )
 
@@ -61,17 +62,29 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
     return LoadedCheckpoint(model=model, tokenizer=tokenizer, path=path, prompt_layout=layout)
 
 
-def train_tiny_tokenizer(texts: list[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
-    """A small byte-level BPE with the `fim` special tokens, trained in well under a second."""
+def train_bpe_tokenizer(
+    texts: list[str], vocab_size: int, *, min_frequency: int = 2
+) -> PreTrainedTokenizerFast:
+    """Byte-level BPE for code with the `fim` special tokens (the embedded model's and the tests').
+
+    Digits split one by one (numbers compose instead of being memorised); the byte-level regex keeps
+    runs of spaces together, which gives cheap indentation tokens.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=FIM_SPECIAL_TOKENS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        min_frequency=min_frequency,
     )
     tok.train_from_iterator(texts, trainer)
     return PreTrainedTokenizerFast(
@@ -80,37 +93,17 @@ def train_tiny_tokenizer(texts: list[str], vocab_size: int = 512) -> PreTrainedT
         bos_token="<bos>",
         eos_token="<eos>",
         additional_special_tokens=FIM_SPECIAL_TOKENS[3:],
+        model_max_length=4096,
     )
 
 
-def tiny_config(
-    tokenizer: PreTrainedTokenizerFast,
-    *,
-    hidden_size: int = 64,
-    num_layers: int = 2,
-    num_heads: int = 2,
-    head_dim: int = 32,
-    canvas_length: int = 16,
-    sliding_window: int = 1024,
+def diffusion_gemma_config(
+    tokenizer: PreTrainedTokenizerBase, text_config: dict, canvas_length: int
 ) -> DiffusionGemmaConfig:
-    """A DiffusionGemma config small enough for CPU tests (REFERENCE.md: the fields a tiny config needs)."""
+    """Wrap a text config into a full DiffusionGemma config with the fields a small one needs
+    (REFERENCE.md, "Tiny model on CPU"), special ids from the tokenizer, and the `fim` layout."""
     vocab_size = len(tokenizer)
-    text_config = dict(
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=1,
-        head_dim=head_dim,
-        global_head_dim=head_dim,
-        num_global_key_value_heads=1,
-        num_experts=1,
-        top_k_experts=1,
-        moe_intermediate_size=hidden_size,
-        sliding_window=sliding_window,
-        layer_types=["sliding_attention"] * (num_layers - 1) + ["full_attention"],
-        max_position_embeddings=4096,
+    special = dict(
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.bos_token_id,
@@ -125,20 +118,54 @@ def tiny_config(
         num_key_value_heads=1,
         head_dim=16,
     )
-    # Image token ids must be valid ids; these never appear in text prompts.
     config = DiffusionGemmaConfig(
-        text_config=text_config,
+        text_config={"vocab_size": vocab_size, **text_config, **special},
         vision_config=vision_config,
         canvas_length=canvas_length,
+        # Image ids must be valid ids below vocab_size; text prompts never contain them.
         image_token_id=vocab_size - 1,
         boi_token_id=vocab_size - 2,
         eoi_token_id=vocab_size - 3,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
+        **special,
     )
     config.diffgem_prompt_layout = "fim"
     return config
+
+
+def train_tiny_tokenizer(texts: list[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
+    """A small tokenizer for tests, trained in well under a second."""
+    return train_bpe_tokenizer(texts, vocab_size)
+
+
+def tiny_config(
+    tokenizer: PreTrainedTokenizerFast,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    head_dim: int = 32,
+    canvas_length: int = 16,
+    sliding_window: int = 1024,
+) -> DiffusionGemmaConfig:
+    """A DiffusionGemma config small enough for CPU tests."""
+    text_config = dict(
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=1,
+        head_dim=head_dim,
+        # Without these two the full-attention layers get Gemma 4's head dim of 512.
+        global_head_dim=head_dim,
+        num_global_key_value_heads=1,
+        num_experts=1,
+        top_k_experts=1,
+        moe_intermediate_size=hidden_size,
+        sliding_window=sliding_window,
+        layer_types=["sliding_attention"] * (num_layers - 1) + ["full_attention"],
+        max_position_embeddings=4096,
+    )
+    return diffusion_gemma_config(tokenizer, text_config, canvas_length)
 
 
 def make_random_checkpoint(

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from transformers import DiffusionGemmaConfig, PreTrainedTokenizerBase
 
+from ..checkpoint import diffusion_gemma_config
+
 
 @dataclass(frozen=True)
 class ModelShape:
@@ -52,7 +54,9 @@ def build_config(tokenizer: PreTrainedTokenizerBase, shape: ModelShape) -> Diffu
         sliding_window=shape.sliding_window,
         # The last layer must be full attention; alternate like Gemma (sliding, ..., full).
         layer_types=[
-            "full_attention" if (i + 1) % 3 == 0 or i == shape.num_layers - 1 else "sliding_attention"
+            "full_attention"
+            if (i + 1) % 3 == 0 or i == shape.num_layers - 1
+            else "sliding_attention"
             for i in range(shape.num_layers)
         ],
         max_position_embeddings=4096,
@@ -60,22 +64,4 @@ def build_config(tokenizer: PreTrainedTokenizerBase, shape: ModelShape) -> Diffu
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.bos_token_id,
     )
-    # vision_config=None silently builds a ~167M-parameter tower: pass a one-layer one instead.
-    vision_config = dict(
-        model_type="gemma4_vision", hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-        num_attention_heads=1, num_key_value_heads=1, head_dim=16,
-    )
-    config = DiffusionGemmaConfig(
-        text_config=text_config,
-        vision_config=vision_config,
-        canvas_length=shape.canvas_length,
-        # Image ids must be valid ids below vocab_size; text prompts never contain them.
-        image_token_id=vocab_size - 1,
-        boi_token_id=vocab_size - 2,
-        eoi_token_id=vocab_size - 3,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-    config.diffgem_prompt_layout = "fim"
-    return config
+    return diffusion_gemma_config(tokenizer, text_config, shape.canvas_length)

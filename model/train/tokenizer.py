@@ -10,36 +10,14 @@ import argparse
 import random
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from ..checkpoint import FIM_SPECIAL_TOKENS
+from ..checkpoint import train_bpe_tokenizer
 from .corpus import load
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.BPE())
-    # Digits split one by one (numbers compose instead of memorising), and the GPT-style regex keeps
-    # runs of spaces together, which gives cheap indentation tokens.
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=FIM_SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        min_frequency=4,
-    )
-    tok.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="<pad>",
-        bos_token="<bos>",
-        eos_token="<eos>",
-        additional_special_tokens=FIM_SPECIAL_TOKENS[3:],
-        model_max_length=4096,
-    )
+    return train_bpe_tokenizer(texts, vocab_size, min_frequency=4)
 
 
 if __name__ == "__main__":

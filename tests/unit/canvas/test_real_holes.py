@@ -77,7 +77,7 @@ def punch(text: str, rng: random.Random) -> tuple[str, int, int, str] | None:
 
 def test_true_middles_survive_post_processing():
     rng = random.Random(0)
-    sources = sorted((ROOT / "diffgem_lsp").rglob("*.py"))
+    sources = sorted((ROOT / "diffgem_lsp").rglob("*.py")) + sorted((ROOT / "model").rglob("*.py"))
     assert sources
     tried, exact, misses = Counter(), Counter(), []
     for path in sources:

@@ -37,9 +37,15 @@ def _trim_front(ids: list[int], keep: int) -> list[int]:
     return ids[drop:]
 
 
-def _old_text_canvases(ids: list[int], canvas_length: int, eos_id: int) -> list[list[int]]:
+def _old_text_canvases(
+    tokenizer: PreTrainedTokenizerBase, old_text: str | None, canvas_length: int
+) -> list[list[int]]:
     """Chunk an edit's old text into canvases; the last one always keeps room for the closing EOS,
     so a long selection is rewritten whole instead of being cut at one canvas."""
+    if old_text is None:
+        return []  # infill: every canvas starts from noise
+    ids = tokenizer(old_text, add_special_tokens=False).input_ids
+    eos_id = tokenizer.eos_token_id
     chunks = [ids[i : i + canvas_length] for i in range(0, len(ids), canvas_length)] or [[]]
     if len(chunks[-1]) == canvas_length:
         chunks.append([])
@@ -76,10 +82,7 @@ def fim_prompt(
         + prefix_ids
         + [vocab["<fim_middle>"]]
     )
-    initial: list[list[int]] = []
-    if old_text is not None:
-        old_ids = tokenizer(old_text, add_special_tokens=False).input_ids
-        initial = _old_text_canvases(old_ids, canvas_length, tokenizer.eos_token_id)
+    initial = _old_text_canvases(tokenizer, old_text, canvas_length)
     return Prompt(ids=ids, initial_canvases=initial, healed=healed)
 
 
@@ -122,10 +125,7 @@ def chat_prompt(
         tail = tokenizer(suffix, add_special_tokens=False).input_ids[:pin_suffix_tokens]
         start = canvas_length - len(tail)
         pinned = {start + i: t for i, t in enumerate(tail)}
-    initial: list[list[int]] = []
-    if old_text is not None:
-        old_ids = tokenizer(old_text, add_special_tokens=False).input_ids
-        initial = _old_text_canvases(old_ids, canvas_length, tokenizer.eos_token_id)
+    initial = _old_text_canvases(tokenizer, old_text, canvas_length)
     return Prompt(ids=list(ids), initial_canvases=initial, pinned=pinned)
 
 

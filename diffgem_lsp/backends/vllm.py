@@ -1,0 +1,446 @@
+"""The remote backend: DiffusionGemma served by vLLM (>= 0.24) over its OpenAI-compatible HTTP API.
+
+Speaks HTTP only (httpx2, asyncio); builds bodies with `vllm_prompts` and answers with the wire protocol's
+`GenerationResult`, so features cannot tell it from the local worker. It never sees torch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+
+from diffgem_protocol import GenerateParams, GenerationResult
+
+from . import BackendError, DraftCallback, StateCallback
+from . import vllm_prompts as VP
+from .endpoint import Endpoint, EndpointError, Secret, load_api_key, parse_endpoint
+
+log = logging.getLogger("diffgem.vllm")
+
+# After a failed connect, requests fail at once (or go to the fallback) for this long before the next
+# probe: a down server must not add a connect timeout to every keystroke.
+RETRY_AFTER_S = 5.0
+MAX_ERROR_BODY = 64 << 10
+
+
+class RemoteError(BackendError):
+    """The server could not answer (down, refused, timed out, or sent something unreadable)."""
+
+
+class EndpointDown(RemoteError):
+    """No connection: the fallback (if any) may answer instead."""
+
+
+class AuthRejected(RemoteError):
+    """HTTP 401/403: the key is missing or wrong. Not retried until the settings change."""
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    endpoint: str
+    api_key_env: str = ""
+    api_key_file: str = ""
+    model: str = ""  # served model name; "" = the first one /v1/models lists
+    timeout_s: float = 30.0  # deadline of one request, first byte to last canvas
+    connect_timeout_s: float = 3.0
+
+
+class VllmBackend:
+    kind = "vllm"
+
+    def __init__(
+        self,
+        remote: RemoteSettings,
+        on_state: StateCallback = lambda s, m: None,
+        fallback: Any = None,  # a backend with the same generate(); used only while the server is down
+    ):
+        self.remote = remote
+        self.on_state = on_state
+        self.fallback = fallback
+        self.state = "stopped"
+        self.model = ""
+        self.error: str | None = None
+        self.capabilities: VP.Capabilities | None = None
+        self.pid: int | None = None  # no local process: kept for status() callers that read it
+        self._client: httpx2.AsyncClient | None = None
+        self._endpoint: Endpoint | None = None
+        self._key: Secret | None = None
+        self._last_report: tuple[str, str] | None = None
+        self._down_since: float | None = None
+        self._sticky: str | None = None  # a settings or key problem: only new settings clear it
+        self._connect_lock = asyncio.Lock()
+        self._inflight = 0
+        self.stats = {"requests": 0, "errors": 0, "fallbacks": 0}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self._connect()
+
+    async def stop(self) -> None:
+        client, self._client = self._client, None
+        self.capabilities = None
+        if client is not None:
+            await client.aclose()
+        self._report("stopped", "remote backend closed")
+
+    async def restart(self, remote: RemoteSettings | None = None) -> None:
+        if remote is not None:
+            self.remote = remote
+        await self.stop()
+        self._down_since = self._sticky = None
+        self._last_report = None
+        await self._connect()
+
+    async def wait_ready(self, timeout: float) -> None:
+        await asyncio.wait_for(self._ensure_connected(), timeout)
+
+    # -- requests ------------------------------------------------------------------------------
+    async def generate(
+        self, params: GenerateParams, on_draft: DraftCallback | None = None
+    ) -> GenerationResult:
+        """One fill. Cancelling the awaiting task closes the HTTP request, which vLLM takes as an abort."""
+        try:
+            caps = await self._ensure_connected()
+        except EndpointDown:
+            if self.fallback is None:
+                raise
+            self.stats["fallbacks"] += 1
+            return await self.fallback.generate(params, on_draft=on_draft)
+        self.stats["requests"] += 1
+        self._inflight += 1
+        try:
+            return await asyncio.wait_for(self._generate(params, caps), self.remote.timeout_s)
+        except TimeoutError as exc:
+            self.stats["errors"] += 1
+            raise RemoteError(
+                f"{self._where()} did not finish within {self.remote.timeout_s:g} s"
+            ) from exc
+        except AuthRejected as exc:
+            self.stats["errors"] += 1
+            self._fail_sticky(str(exc))  # the key was revoked or rotated while connected
+            raise
+        except RemoteError:
+            self.stats["errors"] += 1
+            raise
+        finally:
+            self._inflight -= 1
+
+    async def status(self, timeout: float = 5.0) -> dict[str, Any]:
+        caps = self.capabilities
+        return {
+            "backend": self.kind,
+            "state": self.state,
+            "endpoint": self._where(),
+            "model": self.model,
+            "error": self.error,
+            "busy": self._inflight or None,
+            "capabilities": None
+            if caps is None
+            else {
+                "layout": caps.layout,
+                "canvas_length": caps.canvas_length,
+                "max_model_len": caps.max_model_len,
+                "seed_canvas": caps.seed_canvas,
+                "pinning": caps.pinning,
+                "drafts": caps.drafts,
+            },
+            "fallback": None if self.fallback is None else getattr(self.fallback, "kind", "local"),
+            "totals": dict(self.stats),
+        }
+
+    # -- connection and capability probe -------------------------------------------------------
+    def _where(self) -> str:
+        return f"vLLM at {self._endpoint.display}" if self._endpoint else "vLLM"
+
+    def _report(self, state: str, message: str) -> None:
+        """State changes go out once: a down server does not repeat its message on every keystroke."""
+        previous, self.state = self.state, state
+        if state == previous == "error":
+            return  # one message per outage, however often it is retried
+        if (state, message) != self._last_report:
+            self._last_report = (state, message)
+            self.on_state(state, message)
+
+    async def _ensure_connected(self) -> VP.Capabilities:
+        if self.capabilities is not None:
+            return self.capabilities
+        if self._sticky is not None:
+            raise RemoteError(self._sticky)
+        if self._down_since is not None and time.monotonic() - self._down_since < RETRY_AFTER_S:
+            raise EndpointDown(self.error or f"{self._where()} is unreachable")
+        await self._connect()
+        assert self.capabilities is not None
+        return self.capabilities
+
+    async def _connect(self) -> None:
+        async with self._connect_lock:
+            if self.capabilities is not None:
+                return
+            try:
+                self._endpoint = parse_endpoint(self.remote.endpoint)
+                self._key = load_api_key(self.remote.api_key_env, self.remote.api_key_file)
+            except EndpointError as exc:
+                self._fail_sticky(str(exc))
+                raise RemoteError(str(exc)) from exc
+            if self._client is None:
+                self._client = self._make_client(self._endpoint, self._key)
+            if self.state != "error":  # a retry during an outage stays quiet
+                self._report("loading", f"connecting to {self._where()}")
+            try:
+                caps = await self._probe(self._client)
+            except AuthRejected as exc:
+                self._fail_sticky(str(exc))
+                raise
+            except RemoteError as exc:
+                # Down or broken (5xx, garbage): retried after RETRY_AFTER_S; the fallback answers meanwhile.
+                self._mark_down(str(exc))
+                raise EndpointDown(str(exc)) from exc
+            self.capabilities, self.model, self.error, self._down_since = (
+                caps,
+                caps.model,
+                None,
+                None,
+            )
+            hidden = [] if caps.pinning else ["pinned EOS"]
+            hidden += [] if caps.seed_canvas else ["seed canvases"]
+            log.info(
+                "connected to %s: %s, layout %s, canvas %s%s",
+                self._where(),
+                caps.model,
+                caps.layout,
+                caps.canvas_length,
+                f" (not offered: {', '.join(hidden)})" if hidden else "",
+            )
+            self._report("ready", f"{caps.model} on {self._where()}")
+
+    def _make_client(self, endpoint: Endpoint, key: Secret | None) -> httpx2.AsyncClient:
+        headers = {"Authorization": f"Bearer {key.reveal()}"} if key is not None else {}
+        transport = httpx2.AsyncHTTPTransport(uds=endpoint.uds) if endpoint.uds else None
+        return httpx2.AsyncClient(
+            base_url=endpoint.base_url,
+            headers=headers,
+            transport=transport,
+            # Proxies from the environment are not followed: code would leave through them unseen.
+            trust_env=False,
+            timeout=httpx2.Timeout(
+                self.remote.timeout_s,
+                connect=self.remote.connect_timeout_s,
+            ),
+            follow_redirects=False,
+        )
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One non-streaming call; transport failures become EndpointDown, HTTP errors RemoteError."""
+        assert self._client is not None
+        try:
+            response = await self._client.request(method, path, **kwargs)
+        except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
+            raise EndpointDown(f"{self._where()} is unreachable ({type(exc).__name__})") from exc
+        except httpx2.TimeoutException as exc:
+            raise RemoteError(f"{self._where()} timed out on {path}") from exc
+        except httpx2.TransportError as exc:
+            raise EndpointDown(f"{self._where()}: {type(exc).__name__} on {path}") from exc
+        if response.status_code != 200:
+            raise self._http_error(response.status_code, response.content, path)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise RemoteError(f"{self._where()} sent malformed JSON on {path}") from exc
+
+    def _http_error(self, status: int, content: bytes, path: str) -> RemoteError:
+        if status in (401, 403):
+            return AuthRejected(
+                f"{self._where()} rejected the API key (HTTP {status}): check apiKeyEnv / apiKeyFile"
+            )
+        message = ""
+        try:
+            error = json.loads(content[:MAX_ERROR_BODY])
+            message = str((error.get("error") or {}).get("message") or error.get("message") or "")
+        except (ValueError, AttributeError):
+            message = content[:200].decode(errors="replace")
+        return RemoteError(f"{self._where()} answered HTTP {status} on {path}: {message}".rstrip())
+
+    async def _probe(self, client: httpx2.AsyncClient) -> VP.Capabilities:
+        listing = await self._call("GET", "/v1/models")
+        models = [m for m in (listing or {}).get("data") or [] if isinstance(m, dict)]
+        names = [str(m.get("id")) for m in models]
+        if not names:
+            raise RemoteError(f"{self._where()} serves no model")
+        model = self.remote.model or names[0]
+        if model not in names:
+            raise RemoteError(f"{self._where()} does not serve {model!r} (it serves {names})")
+        info = models[names.index(model)]
+        max_len = info.get("max_model_len") if isinstance(info.get("max_model_len"), int) else None
+        tokenize, layout, eos = await self._probe_tokenizer(model)
+        canvas, vocab = await self._probe_xargs(model)
+        return VP.Capabilities(
+            model=model,
+            layout=layout,
+            max_model_len=max_len,
+            xargs=canvas is not None,
+            canvas_length=canvas,
+            vocab_size=vocab,
+            eos_id=eos,
+            tokenize=tokenize,
+        )
+
+    async def _probe_tokenizer(self, model: str) -> tuple[bool, str, int | None]:
+        """Layout from the served tokenizer: FIM tokens present -> `fim`, else `chat`; and its EOS id."""
+        try:
+            fim = await self._tokenize(model, "<fim_middle>")
+            eos = await self._tokenize(model, "<eos>")
+        except RemoteError as exc:
+            if isinstance(exc, (EndpointDown, AuthRejected)):
+                raise
+            log.info("%s: no /tokenize (%s): chat layout, no seed canvases", self._where(), exc)
+            return False, "chat", None
+        return True, "fim" if len(fim) == 1 else "chat", eos[0] if len(eos) == 1 else None
+
+    async def _probe_xargs(self, model: str) -> tuple[int | None, int | None]:
+        """Whether the server validates diffusion `vllm_xargs`, and its canvas and vocabulary sizes.
+
+        vLLM checks them at admission, before any model time (vllm/utils/diffusion.py): an empty seed
+        canvas is refused with "must hold exactly N ids", which names the served canvas; an id past the
+        vocabulary with "must be in [0, V)". A server that accepts both is not diffusion-aware: its
+        answer is one throwaway token, and seed canvases and pinning are hidden.
+        """
+        probes = {"canvas": ([], r"exactly (\d+) ids"), "vocab": ([2**31 - 1], r"\[0, (\d+)\)")}
+        found: dict[str, int | None] = {}
+        for name, (seed, pattern) in probes.items():
+            body = {
+                "model": model,
+                "prompt": "\n",
+                "max_tokens": 1,
+                "vllm_xargs": {"diffusion_seed_canvas": seed},
+            }
+            try:
+                await self._call("POST", "/v1/completions", json=body)
+                found[name] = None
+            except RemoteError as exc:
+                if isinstance(exc, (EndpointDown, AuthRejected)):
+                    raise
+                match = re.search(pattern, str(exc))
+                found[name] = int(match.group(1)) if match else None
+            if found["canvas"] is None:
+                return None, None
+        return found["canvas"], found.get("vocab")
+
+    async def _tokenize(self, model: str, text: str) -> list[int]:
+        body = {"model": model, "prompt": text, "add_special_tokens": False}
+        return list((await self._call("POST", "/tokenize", json=body)).get("tokens") or [])
+
+    # -- one generation ------------------------------------------------------------------------
+    async def _prompt(
+        self, req: GenerateParams, caps: VP.Capabilities
+    ) -> tuple[str | list[int], str]:
+        prefix, suffix = VP.trim_context(req.prefix, req.suffix)
+        if caps.layout == "fim":
+            text, healed = VP.fim_text(prefix, suffix)
+            return text, healed if req.old_text is None else ""
+        body = {
+            "model": caps.model,
+            "messages": VP.chat_messages(prefix, suffix, req.old_text),
+            "add_generation_prompt": True,
+            "chat_template_kwargs": {"enable_thinking": False},
+        }
+        if not caps.tokenize:
+            raise RemoteError(f"{self._where()} serves no /tokenize: the chat layout needs it")
+        return list((await self._call("POST", "/tokenize", json=body)).get("tokens") or []), ""
+
+    async def _generate(self, req: GenerateParams, caps: VP.Capabilities) -> GenerationResult:
+        t0 = time.perf_counter()
+        prompt, healed = await self._prompt(req, caps)
+        seed_canvas = pinned = None
+        if req.old_text is not None and caps.seed_canvas:
+            seed_canvas = VP.edit_seed(await self._tokenize(caps.model, req.old_text), caps)
+        elif req.old_text is None:
+            seeded = VP.infill_seed(req.max_tokens, caps, req.seed)
+            if seeded is not None:
+                seed_canvas, pinned = seeded
+        body = VP.completion_body(req, caps, prompt, seed_canvas=seed_canvas, pinned=pinned)
+        token_ids: list[int] = []
+        text, canvases, finish, usage = "", 0, None, {}
+        async for chunk in self._stream(body):
+            if isinstance(chunk.get("usage"), dict):
+                usage = chunk["usage"]
+            for choice in chunk.get("choices") or []:
+                delta = choice.get("text") or ""
+                if delta:
+                    text += delta
+                    canvases += 1  # vLLM streams one whole committed canvas per chunk
+                token_ids.extend(t for t in choice.get("token_ids") or [] if isinstance(t, int))
+                finish = choice.get("finish_reason") or finish
+        if healed and text.startswith(healed):
+            text = text[len(healed) :]
+        elapsed = (time.perf_counter() - t0) * 1000
+        details = usage.get("prompt_tokens_details") or {}
+        cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+        return GenerationResult(
+            text=text,
+            forwards=0,  # not reported by the server
+            token_ids=token_ids,
+            canvases=canvases,
+            tokens_per_forward=0.0,
+            mean_confidence=0.0,
+            encoded_tokens=int(usage.get("prompt_tokens") or 0) - cached,
+            reused_tokens=cached,
+            encode_ms=0.0,
+            denoise_ms=elapsed,
+            finished=finish == "stop",
+        )
+
+    async def _stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Server-sent events of one streaming completion, as parsed chunks."""
+        assert self._client is not None
+        try:
+            async with self._client.stream("POST", "/v1/completions", json=body) as response:
+                if response.status_code != 200:
+                    content = await response.aread()
+                    raise self._http_error(response.status_code, content, "/v1/completions")
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue  # blank separators, comments, keep-alives
+                    data = line[len("data:") :].strip()
+                    if data == "[DONE]":
+                        return
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError as exc:
+                        raise RemoteError(
+                            f"{self._where()} sent malformed JSON mid-answer"
+                        ) from exc
+                    if not isinstance(chunk, dict):
+                        raise RemoteError(f"{self._where()} sent a chunk that is not an object")
+                    if isinstance(chunk.get("error"), dict):
+                        message = chunk["error"].get("message", "generation failed")
+                        raise RemoteError(f"{self._where()}: {message}")
+                    yield chunk
+            raise RemoteError(f"{self._where()} ended the answer without [DONE]")
+        except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
+            self._mark_down(f"{self._where()} is unreachable ({type(exc).__name__})")
+            raise EndpointDown(self.error or "unreachable") from exc
+        except httpx2.TimeoutException as exc:
+            raise RemoteError(
+                f"{self._where()} sent nothing for {self.remote.timeout_s:g} s"
+            ) from exc
+        except httpx2.TransportError as exc:
+            raise RemoteError(
+                f"{self._where()} closed the connection mid-answer ({type(exc).__name__})"
+            ) from exc
+
+    def _mark_down(self, reason: str) -> None:
+        self.capabilities, self.error, self._down_since = None, reason, time.monotonic()
+        suffix = "; using the local model meanwhile" if self.fallback is not None else ""
+        self._report("error", f"diffgem: {reason}{suffix}")
+
+    def _fail_sticky(self, reason: str) -> None:
+        self.capabilities, self.error, self._sticky, self._down_since = None, reason, reason, None
+        self._report("error", f"diffgem: {reason}")

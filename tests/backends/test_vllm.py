@@ -1,0 +1,250 @@
+"""The vLLM backend against the loopback stand-in (tests/backends/vllm_standin.py), real embedded model.
+
+No vLLM runs on these CPU machines (issue 10): the stand-in follows vLLM's request validation and answer
+shapes, and its completions come from the embedded checkpoint, so the tokens are real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+
+import httpx2
+import pytest
+
+from diffgem_lsp.backends.vllm import (
+    AuthRejected,
+    EndpointDown,
+    RemoteError,
+    RemoteSettings,
+    VllmBackend,
+)
+from diffgem_protocol import GenerateParams, SamplerSettings
+
+from .vllm_standin import EmbeddedModel, StandinServer
+
+KEY = "sk-standin-0123456789abcdef"
+HOLE = GenerateParams(
+    prefix="def add(a, b):\n    return ",
+    suffix="\n\n\nprint(add(1, 2))\n",
+    max_tokens=8,
+    sampler=SamplerSettings(max_steps=4),
+)
+
+
+@pytest.fixture(scope="module")
+def model() -> EmbeddedModel:
+    return EmbeddedModel()
+
+
+@pytest.fixture
+def server(model):
+    srv = StandinServer(model, api_key=KEY).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def key_env(monkeypatch):
+    monkeypatch.setenv("DIFFGEM_TEST_KEY", KEY)
+    return "DIFFGEM_TEST_KEY"
+
+
+def backend(url: str, env: str = "", states: list | None = None, **kw) -> VllmBackend:
+    sink = states if states is not None else []
+    return VllmBackend(
+        RemoteSettings(endpoint=url, api_key_env=env, **kw),
+        on_state=lambda s, m: sink.append((s, m)),
+    )
+
+
+async def test_probe_then_infill_with_pinned_eos(server, key_env):
+    b = backend(server.url, key_env)
+    await b.start()
+    caps = b.capabilities
+    assert caps is not None and (caps.layout, caps.canvas_length, caps.vocab_size) == (
+        "fim",
+        32,
+        8192,
+    )
+    assert caps.pinning and not caps.drafts
+    result = await b.generate(HOLE)
+    body = [x for x in server.record.bodies if x.get("stream")][-1]
+    assert "suffix" not in body and body["prompt"].endswith("<fim_middle>")
+    xargs = body["vllm_xargs"]
+    # The budget (8) is shorter than the canvas (32): EOS is pinned after it.
+    assert xargs["diffusion_pinned"] == list(range(8, 32))
+    assert xargs["diffusion_seed_canvas"][8:] == [caps.eos_id] * 24
+    assert xargs["diffusion_max_steps"] == 4
+    assert result.text.strip() and 0 < len(result.token_ids) <= 8
+    assert server.record.completed == 1
+    await b.stop()
+
+
+async def test_edit_starts_from_the_old_text(server, key_env, model):
+    b = backend(server.url, key_env)
+    old = "a - b"
+    params = GenerateParams(
+        prefix="def add(a, b):\n    return ",
+        suffix="\n",
+        old_text=old,
+        max_tokens=16,
+        sampler=SamplerSettings(max_steps=2),
+    )
+    result = await b.generate(params)
+    body = [x for x in server.record.bodies if x.get("stream")][-1]
+    seed = body["vllm_xargs"]["diffusion_seed_canvas"]
+    old_ids = model.tokenize(old, False)
+    assert seed[: len(old_ids)] == old_ids and "diffusion_pinned" not in body["vllm_xargs"]
+    assert result.token_ids  # the model wrote something from that start
+    await b.stop()
+
+
+async def test_standin_rejects_suffix_like_vllm(server):
+    async with httpx2.AsyncClient(base_url=server.url) as client:
+        r = await client.post(
+            "/v1/completions",
+            json={"model": "diffgem-embedded", "prompt": "x", "suffix": "y"},
+            headers={"Authorization": f"Bearer {KEY}"},
+        )
+    assert r.status_code == 400
+    assert r.json()["error"] == {
+        "message": "suffix is not currently supported",
+        "type": "BadRequestError",
+        "param": None,
+        "code": 400,
+    }
+
+
+async def test_wrong_key_one_message_and_never_logged(server, monkeypatch, caplog):
+    monkeypatch.setenv("DIFFGEM_WRONG_KEY", "sk-wrong-key-do-not-log")
+    states: list = []
+    b = backend(server.url, "DIFFGEM_WRONG_KEY", states)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(AuthRejected, match="rejected the API key"):
+        await b.start()
+    for _ in range(3):
+        with pytest.raises(RemoteError):
+            await b.generate(HOLE)
+    errors = [m for s, m in states if s == "error"]
+    assert len(errors) == 1 and "401" in errors[0]
+    assert "sk-wrong" not in caplog.text and "sk-wrong" not in json.dumps(await b.status())
+    await b.stop()
+
+
+async def test_key_file_must_be_private(server, tmp_path):
+    path = tmp_path / "key"
+    path.write_text(KEY + "\n")
+    os.chmod(path, 0o644)
+    b = VllmBackend(RemoteSettings(endpoint=server.url, api_key_file=str(path)))
+    with pytest.raises(RemoteError, match="chmod 600"):
+        await b.start()
+    os.chmod(path, 0o600)
+    await b.restart()
+    assert b.state == "ready"
+    await b.stop()
+
+
+async def test_slow_answer_hits_the_deadline_and_is_aborted(server, key_env):
+    b = backend(server.url, key_env, timeout_s=1.0)
+    await b.start()
+    server.faults.delay_s = 30
+    with pytest.raises(RemoteError, match="did not finish within 1 s"):
+        await b.generate(HOLE)
+    await _until(lambda: server.record.aborted == 1)
+    await b.stop()
+
+
+async def test_superseded_request_closes_the_http_request(server, key_env):
+    b = backend(server.url, key_env)
+    await b.start()
+    server.faults.hang = True
+    task = asyncio.ensure_future(b.generate(HOLE))
+    await _until(lambda: any(x.get("stream") for x in server.record.bodies))
+    task.cancel()  # what the session does when a newer keystroke supersedes this request
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await _until(lambda: server.record.aborted == 1)  # the server saw the client go
+    assert server.record.completed == 0
+    await b.stop()
+
+
+async def test_disconnect_mid_stream_then_recovers(server, key_env):
+    b = backend(server.url, key_env)
+    await b.start()
+    server.faults.disconnect_after = 0
+    with pytest.raises(RemoteError, match="closed the connection mid-answer"):
+        await b.generate(HOLE)
+    server.faults.disconnect_after = None
+    result = await b.generate(HOLE)  # the next request opens a fresh connection
+    assert result.token_ids and b.state == "ready"
+    await b.stop()
+
+
+async def test_malformed_json(server, key_env):
+    b = backend(server.url, key_env)
+    await b.start()
+    server.faults.malformed = True
+    with pytest.raises(RemoteError, match="malformed JSON"):
+        await b.generate(HOLE)
+    await b.stop()
+
+
+async def test_server_without_diffusion_xargs_hides_pinning(server, key_env):
+    server.faults.ignore_xargs = True
+    b = backend(server.url, key_env)
+    await b.start()
+    assert b.capabilities is not None and not b.capabilities.pinning
+    assert not b.capabilities.seed_canvas
+    result = await b.generate(HOLE)
+    body = [x for x in server.record.bodies if x.get("stream")][-1]
+    assert "vllm_xargs" not in body and result.token_ids
+    await b.stop()
+
+
+async def test_endpoint_down_reports_once_and_falls_back(server, key_env):
+    dead = _dead_port_url()
+    states: list = []
+    b = backend(dead, key_env, states)
+    with pytest.raises(EndpointDown):
+        await b.start()
+    for _ in range(3):
+        with pytest.raises(EndpointDown):
+            await b.generate(HOLE)
+    assert len([m for s, m in states if s == "error"]) == 1
+    assert "unreachable" in b.error  # type: ignore[operator]
+    # With a fallback (here: a second backend on a live server), the request is answered there.
+    live = backend(server.url, key_env)
+    b.fallback = live
+    result = await b.generate(HOLE)
+    assert result.token_ids and b.stats["fallbacks"] == 1
+    await live.stop()
+    await b.stop()
+
+
+async def test_probe_sends_nothing_that_costs_a_canvas(server, key_env):
+    b = backend(server.url, key_env)
+    await b.start()
+    # Both xargs probes are refused at admission: no completion ran on the model.
+    assert server.record.completed == 0 and server.record.model_ms == []
+    await b.stop()
+
+
+async def _until(condition, limit: float = 30.0) -> None:
+    """Wait for a server-side effect (not a timing assertion: the limit only stops a broken test)."""
+    for _ in range(int(limit / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition never became true")
+
+
+def _dead_port_url() -> str:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}"

@@ -14,6 +14,13 @@ from .infill import (
     postprocess_infill,
 )
 from .languages import SUPPORTED_LANGUAGES, grammar_of
+from .multihole import (
+    MultiHoleCanvas,
+    MultiHoleResult,
+    build_multihole_canvases,
+    postprocess_multihole,
+)
+from .placeholders import Placeholder, find_placeholders
 from .positions import (
     Position,
     PositionError,
@@ -34,12 +41,17 @@ __all__ = [
     "EditCanvas",
     "InfillCanvas",
     "InfillResult",
+    "MultiHoleCanvas",
+    "MultiHoleResult",
+    "Placeholder",
     "Position",
     "PositionError",
     "TextEditData",
     "build_edit_canvas",
     "build_infill_canvas",
+    "build_multihole_canvases",
     "byte_offset",
+    "find_placeholders",
     "from_utf16_position",
     "grammar_of",
     "line_bounds",
@@ -49,6 +61,7 @@ __all__ = [
     "position_at",
     "postprocess_edit",
     "postprocess_infill",
+    "postprocess_multihole",
     "to_utf16_position",
     "units",
 ]

@@ -6,6 +6,7 @@ to its default; resolving never raises.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -76,26 +77,34 @@ def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _coerce(name: str, value: Any, default: Any) -> Any:
     """Return the value as the default's type, or raise ValueError with a message for the user."""
     kind = type(default)
     if kind is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"expected true or false, got {value!r}")
+            raise ValueError(f"expected true or false, got {_shown(value)}")
         return value
     if kind in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"expected a number, got {value!r}")
+            raise ValueError(f"expected a number, got {_shown(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            # JSON-legal 1e400 parses to inf: int(inf) would raise OverflowError, not ValueError.
+            raise ValueError(f"expected a finite number, got {value!r}")
         if kind is int and float(value) != int(value):
-            raise ValueError(f"expected a whole number, got {value!r}")
+            raise ValueError(f"expected a whole number, got {_shown(value)}")
         low, high = RANGES.get(name, (float("-inf"), float("inf")))
         if not low <= value <= high:
-            raise ValueError(f"expected a value from {low:g} to {high:g}, got {value!r}")
+            raise ValueError(f"expected a value from {low:g} to {high:g}, got {_shown(value)}")
         return kind(value)
     if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {value!r}")
+        raise ValueError(f"expected a string, got {_shown(value)}")
     if name in CHOICES and value not in CHOICES[name]:
-        raise ValueError(f"expected one of {', '.join(CHOICES[name])}, got {value!r}")
+        raise ValueError(f"expected one of {', '.join(CHOICES[name])}, got {_shown(value)}")
     return value
 
 
@@ -115,11 +124,11 @@ def resolve_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, 
     for key, value in raw.items():
         name = snake(key)
         if name not in known:
-            problems.append(f"unknown setting diffgem.{key!s} (ignored)")
+            problems.append(f"unknown setting diffgem.{str(key)[:60]} (ignored)")
             continue
         try:
             changes[name] = _coerce(name, value, getattr(defaults, name))
-        except ValueError as exc:
+        except (ValueError, OverflowError, TypeError) as exc:  # one bad key never drops the others
             problems.append(f"setting diffgem.{key}: {exc}; using {getattr(defaults, name)!r}")
             changes[name] = getattr(defaults, name)
     return replace(settings, **changes), problems

@@ -33,6 +33,13 @@ from .positions import (
     to_utf16_position,
     units,
 )
+from .repair import (
+    SyntaxDiagnostic,
+    build_repair_canvases,
+    check_repair,
+    file_parses,
+    syntax_diagnostics,
+)
 
 __all__ = [
     "MAX_TOKENS",
@@ -46,10 +53,14 @@ __all__ = [
     "Placeholder",
     "Position",
     "PositionError",
+    "SyntaxDiagnostic",
     "TextEditData",
     "build_edit_canvas",
     "build_infill_canvas",
     "build_multihole_canvases",
+    "build_repair_canvases",
+    "check_repair",
+    "file_parses",
     "byte_offset",
     "find_placeholders",
     "from_utf16_position",
@@ -62,6 +73,7 @@ __all__ = [
     "postprocess_edit",
     "postprocess_infill",
     "postprocess_multihole",
+    "syntax_diagnostics",
     "to_utf16_position",
     "units",
 ]

@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast bench eval nvim check editors-deps clean-venv
+.PHONY: demo test test-fast bench eval nvim check editors-deps clean-venv test-tf-oldest
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
-test: $(STAMP) editors-deps
+test: $(STAMP) editors-deps test-tf-oldest
 	$(PY) -m pytest -q -ra
 
 test-fast: $(STAMP)
@@ -43,5 +43,23 @@ check: $(STAMP)
 editors-deps: $(STAMP)
 	@if [ -f scripts/install-editor-deps.sh ]; then bash scripts/install-editor-deps.sh; fi
 
+# The engine's equivalence tests (own sampler == generate(), cached == uncached) on the oldest transformers
+# we support; `make test` runs them on the newest (what a fresh .venv resolves). The second venv layers just
+# transformers (and the huggingface_hub it needs) over .venv's site-packages, so torch is not installed twice.
+TF_OLDEST := 5.17.0
+VENV_OLDEST := .venv-tf-oldest
+OLDEST_STAMP := $(VENV_OLDEST)/.installed-$(TF_OLDEST)
+
+$(OLDEST_STAMP): $(STAMP)
+	rm -rf $(VENV_OLDEST)
+	$(PYTHON) -m venv $(VENV_OLDEST)
+	echo "import site; site.addsitedir('$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')')" \
+		> "$$($(VENV_OLDEST)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/_diffgem_base.pth"
+	$(VENV_OLDEST)/bin/python -m pip install -q transformers==$(TF_OLDEST) 'huggingface-hub<2'
+	touch $(OLDEST_STAMP)
+
+test-tf-oldest: $(OLDEST_STAMP)
+	DIFFGEM_EXPECT_TRANSFORMERS=$(TF_OLDEST) $(VENV_OLDEST)/bin/python -m pytest -q -ra -m tf_equivalence tests/unit
+
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VENV_OLDEST)

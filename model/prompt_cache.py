@@ -1,16 +1,27 @@
 """Encoder KV caches kept across requests, keyed by the token sequence they encode (LRU by bytes).
 
-A request whose prompt shares a token prefix with a cached one crops that cache to the shared prefix and
-encodes only the new tokens — with the `fim` layout a keystroke at the cursor re-encodes a few tokens.
+Boundary: owns cache entries, their rollback and their memory budget; it runs the encoder but never the
+decoder. A request whose prompt shares a token prefix with a cached one rolls that cache back to the shared
+prefix and encodes only the new tokens — with the `fim` layout a keystroke at the cursor re-encodes a few
+tokens.
+
+Sliding-window layers only keep their last `window - 1` keys (transformers' `DynamicSlidingWindowLayer`),
+so once a prompt is longer than the window a plain `DynamicCache` cannot be cropped: 5.24 raises, and the
+keys a shorter prompt needs are gone. `RollbackCache` records every key/value the sliding layers were
+given, so a rollback to any length rebuilds exactly the window the layer would hold had it encoded only
+that many tokens. The decoder still sees only the window (it reads `layer.keys`), so outputs are unchanged.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import DynamicCache
+
+from .compat import encoder_masks, with_cache
 
 # Below this many shared tokens a prompt is "another document": reusing would save nothing and would
 # evict that document's cache.
@@ -23,13 +34,75 @@ class CacheStats:
     encoded_tokens: int = 0
 
 
-def _cache_bytes(cache: DynamicCache) -> int:
-    total = 0
-    for layer in cache.layers:
-        for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None)):
-            if isinstance(tensor, torch.Tensor):
-                total += tensor.numel() * tensor.element_size()
-    return total
+class RollbackCache(DynamicCache):
+    """A DynamicCache that can be rolled back to any earlier length, sliding-window layers included."""
+
+    def __init__(self, config: Any):
+        super().__init__(config=config)
+        # layer index -> (keys, values) of every token the layer was ever given, [B, H, T, D]
+        self._history: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+        layer = self.layers[layer_idx]
+        if getattr(layer, "is_sliding", False):
+            old = self._history.get(layer_idx)
+            if old is None:
+                self._history[layer_idx] = (key_states, value_states)
+            else:
+                self._history[layer_idx] = (
+                    torch.cat([old[0], key_states], dim=-2),
+                    torch.cat([old[1], value_states], dim=-2),
+                )
+        return super().update(key_states, value_states, layer_idx, *args, **kwargs)
+
+    def rollback(self, length: int) -> None:
+        """Forget everything after the first `length` tokens (0 < length <= current length)."""
+        if not 0 < length <= self.get_seq_length():
+            raise ValueError(f"cannot roll a {self.get_seq_length()}-token cache back to {length}")
+        layers: list[Any] = list(self.layers)  # DynamicLayer / DynamicSlidingWindowLayer
+        for idx, layer in enumerate(layers):
+            if idx in self._history:
+                keys, values = self._history[idx]
+                keys, values = keys[..., :length, :], values[..., :length, :]
+                self._history[idx] = (keys, values)
+                # What DynamicSlidingWindowLayer.update keeps: the last `window - 1` tokens.
+                start = max(0, length - (layer.sliding_window - 1))
+                layer.keys, layer.values = keys[..., start:, :], values[..., start:, :]
+                layer.cumulative_length = length
+            else:
+                layer.keys = layer.keys[..., :length, :]
+                layer.values = layer.values[..., :length, :]
+
+    @property
+    def nbytes(self) -> int:
+        total = 0
+        for idx, layer in enumerate(self.layers):
+            tensors = self._history.get(idx) or (
+                getattr(layer, "keys", None),
+                getattr(layer, "values", None),
+            )
+            for tensor in tensors:
+                if isinstance(tensor, torch.Tensor):
+                    total += tensor.numel() * tensor.element_size()
+        return total
+
+
+def crop_to(cache: DynamicCache, length: int) -> bool:
+    """Shorten a cache to its first `length` tokens; False if this cache cannot be cropped."""
+    if cache.get_seq_length() < length:
+        return False
+    if isinstance(cache, RollbackCache):
+        if length < cache.get_seq_length():
+            cache.rollback(length)
+        return True
+    remove = cache.get_seq_length() - length
+    if remove:
+        try:
+            # A negative count means "remove this many" in every transformers 5.x release.
+            cache.crop(-remove)
+        except (ValueError, RuntimeError):
+            return False
+    return cache.get_seq_length() == length
 
 
 def _shared_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
@@ -40,38 +113,31 @@ def _shared_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
     return i
 
 
-def crop_to(cache: DynamicCache, length: int) -> bool:
-    """Shorten a cache to its first `length` tokens; False if this cache cannot be cropped."""
-    remove = cache.get_seq_length() - length
-    if remove < 0:
-        return False
-    if remove:
-        try:
-            # A negative count means "remove this many" in every transformers 5.x release.
-            cache.crop(-remove)
-        except (ValueError, RuntimeError):
-            return False
-    return cache.get_seq_length() == length
-
-
 class PromptCache:
     """LRU of (token ids -> encoder cache). `max_bytes=0` disables reuse (every prompt is encoded whole)."""
 
     def __init__(self, model, max_bytes: int):
         self.model = model
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[tuple[int, ...], DynamicCache] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, ...], RollbackCache] = OrderedDict()
         self.hits = 0
         self.lookups = 0
+        self.reused_tokens = 0
+        self.encoded_tokens = 0
 
     def clear(self) -> None:
         self._entries.clear()
 
     @property
     def nbytes(self) -> int:
-        return sum(_cache_bytes(c) for c in self._entries.values())
+        return sum(c.nbytes for c in self._entries.values())
 
-    def encode(self, ids: list[int]) -> tuple[DynamicCache, CacheStats]:
+    @property
+    def token_hit_rate(self) -> float:
+        """Share of all prompt tokens served from the cache rather than encoded."""
+        return self.reused_tokens / max(1, self.reused_tokens + self.encoded_tokens)
+
+    def encode(self, ids: list[int]) -> tuple[RollbackCache, CacheStats]:
         """Return a cache holding exactly `ids`, reusing the longest cached shared prefix."""
         key = tuple(ids)
         self.lookups += 1
@@ -86,27 +152,24 @@ class PromptCache:
             # An identical prompt still needs one fresh token: keep the last one out so the encoder
             # call below is never empty.
             best_len = min(best_len, len(ids) - 1)
-            if not self._crop(cache, best_len):
+            if not crop_to(cache, best_len):
                 cache, best_len = None, 0
         if cache is None:
-            cache, best_len = (
-                DynamicCache(config=self.model.config.get_text_config(decoder=True)),
-                0,
-            )
+            cache, best_len = RollbackCache(self.model.config.get_text_config(decoder=True)), 0
         else:
             self.hits += 1
         self._run_encoder(cache, ids, best_len)
+        self.reused_tokens += best_len
+        self.encoded_tokens += len(ids) - best_len
         if self.max_bytes > 0:
             self._entries[key] = cache
             self._evict()
         return cache, CacheStats(reused_tokens=best_len, encoded_tokens=len(ids) - best_len)
 
     def append(self, cache: DynamicCache, old_ids: list[int], new_ids: list[int]) -> None:
-        """Encode committed canvas tokens after a prompt (multi-canvas fills); the entry stays keyed by the prompt."""
+        """Encode committed canvas tokens after a prompt (multi-canvas fills); the entry stays keyed by
+        the prompt, and `crop_to` takes the canvases off again afterwards."""
         self._run_encoder(cache, old_ids + new_ids, len(old_ids))
-
-    def _crop(self, cache: DynamicCache, length: int) -> bool:
-        return crop_to(cache, length)
 
     def _evict(self) -> None:
         while len(self._entries) > 1 and self.nbytes > self.max_bytes:
@@ -119,16 +182,13 @@ class PromptCache:
         new = torch.tensor([ids[start:]], dtype=torch.long, device=device)  # [1, n]
         positions = torch.arange(start, len(ids), dtype=torch.int32, device=device).unsqueeze(0)
         attention_mask = torch.ones((1, len(ids)), dtype=torch.bool, device=device)
-        mask_mapping = model.model.encoder.create_masks_for_generate(
-            config=model.config,
-            inputs_embeds=torch.empty((1, new.shape[1], 0), dtype=model.dtype, device=device),
+        mask_mapping = encoder_masks(
+            model,
+            cache,
+            new_tokens=new.shape[1],
             attention_mask=attention_mask,
-            past_key_values=cache,
             position_ids=positions,
         )
         model.model.encoder(
-            input_ids=new,
-            attention_mask=mask_mapping,
-            past_key_values=cache,
-            position_ids=positions,
+            input_ids=new, attention_mask=mask_mapping, position_ids=positions, **with_cache(cache)
         )

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import torch
 from transformers.cache_utils import Cache
 
+from .compat import decoder_attention_mask as decoder_attention_mask_for
+from .compat import with_cache
+
 
 @dataclass(frozen=True)
 class SamplerSettings:
@@ -55,12 +58,7 @@ def _decoder_inputs(model, cache: Cache, canvas: torch.Tensor) -> tuple[dict, to
     decoder_attention_mask = torch.ones(
         (1, prompt_len + canvas_length), dtype=torch.bool, device=canvas.device
     )
-    mask_mapping = model.model.decoder.create_diffusion_decoder_attention_mask(
-        config=model.config,
-        inputs_embeds=canvas.unsqueeze(-1),  # only shape[:2] is read
-        past_key_values=cache,
-        decoder_attention_mask=decoder_attention_mask,
-    )
+    mask_mapping = decoder_attention_mask_for(model, cache, canvas, decoder_attention_mask)
     positions = torch.arange(
         prompt_len, prompt_len + canvas_length, dtype=torch.int32, device=canvas.device
     ).unsqueeze(0)
@@ -123,7 +121,7 @@ def denoise(
             decoder_input_ids=current,
             self_conditioning_logits=self_conditioning,
             decoder_attention_mask=mask_mapping,
-            past_key_values=cache,
+            **with_cache(cache),
             decoder_position_ids=positions,
         ).logits  # [1, C, V] float32
         forwards += 1
@@ -265,7 +263,7 @@ def choose_length(
         logits = model(
             decoder_input_ids=noise,
             decoder_attention_mask=mask_mapping,
-            past_key_values=cache,
+            **with_cache(cache),
             decoder_position_ids=positions,
         ).logits[0, :length]  # [L, V]
         confidence = torch.log_softmax(logits.float(), dim=-1).max(dim=-1).values  # [L]

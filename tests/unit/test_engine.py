@@ -22,6 +22,7 @@ def engine(tiny_checkpoint) -> Engine:
     return Engine.load(tiny_checkpoint, device="cpu")
 
 
+@pytest.mark.tf_equivalence
 @pytest.mark.parametrize("steps,seed", [(8, 0), (48, 123), (5, 7)])
 def test_own_sampler_loop_reproduces_generate(engine, steps, seed):
     model = engine.model
@@ -49,6 +50,7 @@ def test_own_sampler_loop_reproduces_generate(engine, steps, seed):
     assert ours.canvas == expected
 
 
+@pytest.mark.tf_equivalence
 def test_own_sampler_loop_reproduces_generate_from_initial_canvas(engine):
     """Edit canvases start from the old text: generate()'s `decoder_input_ids` path."""
     model = engine.model
@@ -78,6 +80,7 @@ def test_own_sampler_loop_reproduces_generate_from_initial_canvas(engine):
     assert ours.canvas == expected
 
 
+@pytest.mark.tf_equivalence
 @pytest.mark.parametrize("rule", ["entropy", "confidence"])
 def test_prompt_cache_gives_identical_output(tiny_checkpoint, rule):
     cached = Engine.load(tiny_checkpoint, device="cpu", prompt_cache_mb=64)

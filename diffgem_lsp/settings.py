@@ -103,6 +103,8 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         return kind(value)
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {_shown(value)}")
+    if "\x00" in value:  # no path or name has one; a process argument cannot carry it
+        raise ValueError(f"a NUL character is not allowed, got {_shown(value)}")
     if name in CHOICES and value not in CHOICES[name]:
         raise ValueError(f"expected one of {', '.join(CHOICES[name])}, got {_shown(value)}")
     return value

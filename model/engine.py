@@ -14,6 +14,7 @@ import torch
 
 from . import EMBEDDED_CHECKPOINT
 from .checkpoint import LoadedCheckpoint, load_checkpoint
+from .fast_decoder import LeanDecoder, lean_unsupported
 from .layouts import LAYOUTS, Prompt
 from .prompt_cache import PromptCache, crop_to
 from .sampler import SamplerSettings, choose_length, denoise
@@ -62,6 +63,10 @@ class Engine:
         if eos is None:
             eos = self.tokenizer.eos_token_id
         self.eos_ids: tuple[int, ...] = tuple(eos) if isinstance(eos, list) else (eos,)
+        # The lean CPU decoder step where it is proven equal to HF's forward (tests/unit/
+        # test_fast_decoder.py); elsewhere HF's forward, which stays the reference.
+        self.lean_unsupported = lean_unsupported(self.model)
+        self.lean = LeanDecoder(self.model) if self.lean_unsupported is None else None
 
     def sampler_defaults(self) -> dict[str, float]:
         """Temperature schedule recorded in the checkpoint's generation config, if it has one.
@@ -143,6 +148,7 @@ class Engine:
                     eos_ids=self.eos_ids,
                     should_stop=should_stop,
                     on_draft=draft if on_draft is not None else None,
+                    decoder_step=self.lean.bind(cache, self.canvas_length) if self.lean else None,
                 )
                 canvases += 1
                 forwards += result.forwards

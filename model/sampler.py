@@ -88,8 +88,13 @@ def denoise(
     eos_ids: tuple[int, ...] = (),
     should_stop: Callable[[], bool] = lambda: False,
     on_draft: Callable[[list[int], int], None] | None = None,
+    decoder_step: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
 ) -> DenoiseResult:
-    """Denoise one canvas against the encoder cache (which this function never modifies)."""
+    """Denoise one canvas against the encoder cache (which this function never modifies).
+
+    `decoder_step(canvas, self_conditioning_logits) -> logits` stands in for the model's forward when
+    given (fast_decoder.LeanStep, proven equal to it); otherwise the model itself is called.
+    """
     device = model.device
     vocab_size = model.config.text_config.vocab_size
     pinned = pinned or {}
@@ -117,13 +122,16 @@ def denoise(
     for cur_step in reversed(range(1, settings.max_steps + 1)):
         if should_stop():
             raise DenoiseCancelled()
-        logits = model(
-            decoder_input_ids=current,
-            self_conditioning_logits=self_conditioning,
-            decoder_attention_mask=mask_mapping,
-            **with_cache(cache),
-            decoder_position_ids=positions,
-        ).logits  # [1, C, V] float32
+        if decoder_step is not None:
+            logits = decoder_step(current, self_conditioning)  # [1, C, V] float32
+        else:
+            logits = model(
+                decoder_input_ids=current,
+                self_conditioning_logits=self_conditioning,
+                decoder_attention_mask=mask_mapping,
+                **with_cache(cache),
+                decoder_position_ids=positions,
+            ).logits  # [1, C, V] float32
         forwards += 1
         processed = _clamp_pinned(logits / temperature_at(settings, cur_step), pinned)
 

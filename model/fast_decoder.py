@@ -1,0 +1,290 @@
+"""A lean CPU decoder step for DiffusionGemma: the canvas's logits against a fixed prompt KV cache.
+
+It computes what `DiffusionGemmaForBlockDiffusion(decoder_input_ids=..., past_key_values=cache, ...)`
+computes for one canvas (transformers 5.x, `modeling_diffusion_gemma.py`), reading the model's own
+weights, without HF's per-call generic work: no mask building (the decoder's mask is all-ones), no
+output dataclasses, no cache object calls, and no per-step `torch.cat` of the prompt KV (the prompt KV is
+copied once per canvas into a buffer whose tail the canvas's K/V overwrite each step). It never writes
+the cache. Models it does not cover (several experts, softcapped attention, clipped linears) get
+`lean_unsupported(model) -> reason`, and the caller keeps HF's forward, which stays the reference.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from transformers.cache_utils import Cache
+
+# Set DIFFGEM_LEAN_DECODER=0 to force HF's forward everywhere (the reference path, for A/B runs).
+ENV_SWITCH = "DIFFGEM_LEAN_DECODER"
+
+
+def lean_unsupported(model) -> str | None:
+    """Why the lean step cannot stand in for this model's decoder forward (None: it can)."""
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        return f"{ENV_SWITCH}=0"
+    if model.device.type != "cpu":
+        return f"device {model.device.type}"
+    if type(model).__name__ != "DiffusionGemmaForBlockDiffusion":
+        return f"architecture {type(model).__name__}"
+    tc = model.config.text_config
+    if tc.num_experts != 1 or tc.top_k_experts != 1:
+        return f"{tc.num_experts} experts (top {tc.top_k_experts})"
+    if getattr(tc, "attn_logit_softcapping", None) is not None:
+        return "attention softcapping"
+    if getattr(tc, "attention_bias", False):
+        return "attention bias"
+    if model.config._attn_implementation not in ("sdpa", "eager"):
+        return f"attention {model.config._attn_implementation}"
+    if model.training:
+        return "training mode"
+    return None
+
+
+def _rms(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """DiffusionGemmaRMSNorm, op for op (torch.pow, not rsqrt, as the HF module does)."""
+    out = x * torch.pow(x.pow(2).mean(-1, keepdim=True) + eps, -0.5)
+    return out * weight if weight is not None else out
+
+
+def _layer_kv(cache: Cache, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The keys and values a decoder layer attends to: what the cache layer holds (for sliding layers,
+    only the window DynamicSlidingWindowLayer kept), as HF's decoder attention reads them."""
+    layer = cache.layers[index]
+    keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+    assert isinstance(keys, torch.Tensor) and isinstance(values, torch.Tensor), type(layer)
+    return keys, values
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+@dataclass
+class _Layer:
+    sliding: bool
+    heads: int
+    kv_heads: int
+    head_dim: int
+    qkv: torch.Tensor  # [(H + 2·KV)·D or (H + KV)·D, hidden]: q, k (and v) projections stacked
+    o: torch.Tensor
+    q_norm: torch.Tensor
+    k_norm: torch.Tensor
+    ln_in: torch.Tensor
+    ln_post_attn: torch.Tensor
+    ln_pre_ff: torch.Tensor
+    ln_post_ff: torch.Tensor
+    ln_post_ff1: torch.Tensor
+    ln_pre_ff2: torch.Tensor
+    ln_post_ff2: torch.Tensor
+    gate_up: torch.Tensor  # [2·I, hidden] dense MLP, gate then up
+    down: torch.Tensor
+    expert_gate_up: torch.Tensor  # [2·I_moe, hidden]
+    expert_down: torch.Tensor
+    expert_weight: (
+        torch.Tensor
+    )  # [] the router's weight: softmax over one expert is 1, times its scale
+    layer_scalar: torch.Tensor
+
+
+class LeanDecoder:
+    """The decoder's weights, gathered once per model (q/k/v and gate/up stacked for one matmul each)."""
+
+    def __init__(self, model):
+        reason = lean_unsupported(model)
+        assert reason is None, reason
+        dec = model.model.decoder
+        tc = model.config.text_config
+        self.model = model
+        self.eps = tc.rms_norm_eps
+        self.act = dec.layers[0].mlp.act_fn
+        self.layer_types = list(tc.layer_types)
+        self.embed = dec.embed_tokens.weight  # [V, hidden]
+        self.embed_scale = dec.embed_tokens.embed_scale.to(self.embed.dtype)
+        self.lm_head = model.lm_head.weight  # [V, hidden] (tied to embed in the checkpoint)
+        self.final_norm = dec.norm.weight
+        self.softcap = model.final_logit_softcapping
+        sc = dec.self_conditioning
+        self.sc_pre_norm = sc.pre_norm.weight
+        self.sc_gate_up = torch.cat([sc.gate_proj.weight, sc.up_proj.weight]).contiguous()
+        self.sc_down = sc.down_proj.weight
+        self.rotary = dec.rotary_emb
+        self.layers = [self._layer(layer) for layer in dec.layers[: tc.num_hidden_layers]]
+
+    @staticmethod
+    def _layer(layer) -> _Layer:
+        attn = layer.self_attn
+        heads = attn.q_proj.out_features // attn.head_dim
+        kv_heads = attn.k_proj.out_features // attn.head_dim
+        projections = [attn.q_proj.weight, attn.k_proj.weight]
+        if attn.v_proj is not None:
+            projections.append(attn.v_proj.weight)
+        experts = layer.experts
+        # Router over one expert: softmax of one score is exactly 1 and renormalising keeps it 1, so
+        # the expert's weight is per_expert_scale[0] (DiffusionGemmaTextRouter.forward).
+        return _Layer(
+            sliding=attn.v_proj is not None,
+            heads=heads,
+            kv_heads=kv_heads,
+            head_dim=attn.head_dim,
+            qkv=torch.cat(projections).contiguous(),
+            o=attn.o_proj.weight,
+            q_norm=attn.q_norm.weight,
+            k_norm=attn.k_norm.weight,
+            ln_in=layer.input_layernorm.weight,
+            ln_post_attn=layer.post_attention_layernorm.weight,
+            ln_pre_ff=layer.pre_feedforward_layernorm.weight,
+            ln_post_ff=layer.post_feedforward_layernorm.weight,
+            ln_post_ff1=layer.post_feedforward_layernorm_1.weight,
+            ln_pre_ff2=layer.pre_feedforward_layernorm_2.weight,
+            ln_post_ff2=layer.post_feedforward_layernorm_2.weight,
+            gate_up=torch.cat([layer.mlp.gate_proj.weight, layer.mlp.up_proj.weight]).contiguous(),
+            down=layer.mlp.down_proj.weight,
+            expert_gate_up=experts.gate_up_proj[0],
+            expert_down=experts.down_proj[0],
+            expert_weight=layer.router.per_expert_scale[0],
+            layer_scalar=layer.layer_scalar,
+        )
+
+    def bind(self, cache: Cache, canvas_length: int) -> LeanStep:
+        """A step function for canvases of `canvas_length` after the tokens in `cache` (read, never written)."""
+        return LeanStep(self, cache, canvas_length)
+
+
+class LeanStep:
+    """One canvas's decoder step: logits [1, C, V] (float32) from canvas ids and self-conditioning logits.
+
+    The prompt KV is copied once into `[1, KV, P + C, D]` buffers per layer; each step writes the canvas's
+    K/V into the last C slots, so attention reads one contiguous tensor without a per-step concatenation.
+    """
+
+    def __init__(self, dec: LeanDecoder, cache: Cache, canvas_length: int):
+        self.dec = dec
+        self.C = canvas_length
+        device = dec.embed.device
+        dtype = dec.embed.dtype
+        prompt_len = cache.get_seq_length()
+        # Canvas positions continue after the prompt, as the sampler passes them to HF's forward.
+        positions = torch.arange(prompt_len, prompt_len + canvas_length, device=device)[None]
+        probe = torch.empty((1, canvas_length, 1), dtype=dtype, device=device)
+        self.rope: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for kind in set(dec.layer_types):
+            cos, sin = dec.rotary(probe, positions, kind)  # [1, C, D] each
+            self.rope[kind] = (cos[:, :, None, :], sin[:, :, None, :])  # [1, C, 1, D]
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        for i, spec in enumerate(dec.layers):
+            cached_keys, cached_values = _layer_kv(cache, i)
+            held = cached_keys.shape[-2]
+            k = torch.empty(
+                (1, spec.kv_heads, held + canvas_length, spec.head_dim), dtype=dtype, device=device
+            )
+            v = torch.empty_like(k)
+            k[:, :, :held].copy_(cached_keys)
+            v[:, :, :held].copy_(cached_values)
+            self.keys.append(k)
+            self.values.append(v)
+
+    @torch.no_grad()
+    def __call__(
+        self, canvas: torch.Tensor, self_conditioning: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        dec = self.dec
+        eps = dec.eps
+        h = F.embedding(canvas, dec.embed) * dec.embed_scale  # [1, C, hidden]
+        if self_conditioning is not None:
+            # Soft embeddings of the previous step's distribution (DiffusionGemmaDecoderModel.forward).
+            probs = self_conditioning.softmax(dim=-1, dtype=torch.float32).to(dec.embed.dtype)
+            soft = torch.matmul(probs, dec.embed) * dec.embed_scale  # [1, C, hidden]
+            normed = _rms(soft, dec.sc_pre_norm, eps)
+            gate, up = F.linear(normed, dec.sc_gate_up).chunk(2, dim=-1)
+            h = h + F.linear(dec.act(gate) * up, dec.sc_down)
+        # Without self-conditioning the signal is zeros and the MLP of zeros is zero (no biases):
+        # post_norm(embeds + 0) == post_norm(embeds).
+        h = _rms(h, None, eps)
+        for i, spec in enumerate(dec.layers):
+            h = self._layer(i, spec, h)
+        h = _rms(h, dec.final_norm, eps)
+        logits = F.linear(h, dec.lm_head).float()  # [1, C, V]
+        if dec.softcap is not None:
+            logits = torch.tanh(logits / dec.softcap) * dec.softcap
+        return logits
+
+    def _layer(self, i: int, spec: _Layer, h: torch.Tensor) -> torch.Tensor:
+        eps = self.dec.eps
+        C, D = self.C, spec.head_dim
+        cos, sin = self.rope[self.dec.layer_types[i]]
+        x = _rms(h, spec.ln_in, eps)
+        qkv = F.linear(x, spec.qkv)  # [1, C, (H + 2·KV)·D]
+        q_end, k_end = spec.heads * D, (spec.heads + spec.kv_heads) * D
+        q = qkv[..., :q_end].view(1, C, spec.heads, D)
+        k_raw = qkv[..., q_end:k_end].view(1, C, spec.kv_heads, D)
+        # Full-attention layers have no v_proj: values are the raw keys (DiffusionGemma*TextAttention).
+        v = qkv[..., k_end:].view(1, C, spec.kv_heads, D) if spec.sliding else k_raw
+        q = _rms(q, spec.q_norm, eps)
+        q = q * cos + _rotate_half(q) * sin
+        k = _rms(k_raw, spec.k_norm, eps)
+        k = k * cos + _rotate_half(k) * sin
+        v = _rms(v, None, eps)
+        keys, values = self.keys[i], self.values[i]
+        keys[:, :, -C:].copy_(k.transpose(1, 2))
+        values[:, :, -C:].copy_(v.transpose(1, 2))
+        # The decoder's mask is all-ones (bidirectional over prompt + canvas); scaling is 1.0.
+        attn = F.scaled_dot_product_attention(
+            q.transpose(1, 2), keys, values, scale=1.0, enable_gqa=spec.heads != spec.kv_heads
+        )  # [1, H, C, D]
+        attn = F.linear(attn.transpose(1, 2).reshape(1, C, spec.heads * D), spec.o)
+        h = h + _rms(attn, spec.ln_post_attn, eps)
+
+        x = _rms(h, spec.ln_pre_ff, eps)
+        gate, up = F.linear(x, spec.gate_up).chunk(2, dim=-1)
+        dense = _rms(F.linear(self.dec.act(gate) * up, spec.down), spec.ln_post_ff1, eps)
+        x2 = _rms(h, spec.ln_pre_ff2, eps)
+        gate, up = F.linear(x2, spec.expert_gate_up).chunk(2, dim=-1)
+        expert = F.linear(self.dec.act(gate) * up, spec.expert_down) * spec.expert_weight
+        moe = _rms(expert, spec.ln_post_ff2, eps)
+        h = h + _rms(dense + moe, spec.ln_post_ff, eps)
+        return h * spec.layer_scalar
+
+
+def step_flops(model, prompt_len: int, canvas_length: int, self_conditioning: bool = True) -> int:
+    """Multiply-adds × 2 of one decoder step over a canvas after `prompt_len` cached tokens."""
+    tc = model.config.text_config
+    hidden, inter, moe = tc.hidden_size, tc.intermediate_size, tc.moe_intermediate_size
+    vocab, C = tc.vocab_size, canvas_length
+    total = 2 * C * hidden * vocab  # lm head
+    if self_conditioning:
+        total += 2 * C * vocab * hidden + 2 * C * 3 * hidden * inter  # soft embeddings + its MLP
+    for layer in model.model.decoder.layers[: tc.num_hidden_layers]:
+        attn = layer.self_attn
+        D = attn.head_dim
+        heads = attn.q_proj.out_features // D
+        proj = attn.q_proj.out_features + attn.k_proj.out_features
+        proj += attn.v_proj.out_features if attn.v_proj is not None else 0
+        total += 2 * C * hidden * (proj + heads * D)  # q/k/v and o
+        total += 2 * 2 * C * heads * D * (prompt_len + C)  # scores and weighted values
+        total += 2 * C * 3 * hidden * inter + 2 * C * 3 * hidden * moe  # dense MLP + expert
+    return total
+
+
+def cpu_has_native_bf16() -> bool:
+    """AMX-BF16 or AVX512-BF16 in /proc/cpuinfo: bf16 matmuls run natively, not emulated through fp32."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return any(f" {flag}" in flags for flag in ("amx_bf16", "avx512_bf16"))
+
+
+def default_threads() -> int:
+    """Intra-op threads for the decoder: the physical cores this process may use (at least 1)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 1
+    return max(1, math.floor(usable))

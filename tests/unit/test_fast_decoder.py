@@ -1,0 +1,150 @@
+"""The lean CPU decoder step equals HF's decoder forward: logits on tiny random checkpoints, and
+token-identical fills on real holes with the embedded checkpoint."""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+import pytest
+import torch
+from diffgem_model.checkpoint import load_checkpoint, make_random_checkpoint
+from diffgem_model.compat import with_cache
+from diffgem_model.engine import Engine, GenerateParams
+from diffgem_model.fast_decoder import LeanDecoder, lean_unsupported, step_flops
+from diffgem_model.prompt_cache import PromptCache
+from diffgem_model.sampler import SamplerSettings, _decoder_inputs
+
+from tests.conftest import stdlib_texts
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+
+def _hf_logits(model, cache, canvas, self_conditioning=None) -> torch.Tensor:
+    mask_mapping, positions = _decoder_inputs(model, cache, canvas)
+    with torch.no_grad():
+        return model(
+            decoder_input_ids=canvas,
+            self_conditioning_logits=self_conditioning,
+            decoder_attention_mask=mask_mapping,
+            decoder_position_ids=positions,
+            **with_cache(cache),
+        ).logits
+
+
+@pytest.fixture(scope="module")
+def short_window_checkpoint(tmp_path_factory) -> Path:
+    """Sliding window shorter than the prompt: the sliding layers' caches hold only its last keys."""
+    return make_random_checkpoint(
+        tmp_path_factory.mktemp("lean") / "ckpt",
+        stdlib_texts(20),
+        seed=1,
+        num_layers=3,
+        sliding_window=24,
+    )
+
+
+@pytest.mark.tf_equivalence
+@pytest.mark.parametrize("which", ["tiny", "short_window"])
+def test_lean_step_logits_equal_hf_forward(which, tiny_checkpoint, short_window_checkpoint):
+    path = tiny_checkpoint if which == "tiny" else short_window_checkpoint
+    model = load_checkpoint(path, "cpu").model
+    assert lean_unsupported(model) is None
+    tokenizer = load_checkpoint(path, "cpu").tokenizer
+    ids = tokenizer(STDLIB.joinpath("textwrap.py").read_text()[:1500]).input_ids[:200]
+    cache, _ = PromptCache(model, max_bytes=0).encode(ids)
+    if which == "short_window":
+        assert cache.layers[0].keys.shape[-2] < cache.get_seq_length()  # the window is exercised
+    canvas_length = model.config.canvas_length
+    step = LeanDecoder(model).bind(cache, canvas_length)
+    generator = torch.Generator().manual_seed(0)
+    vocab = model.config.text_config.vocab_size
+    self_conditioning = None
+    for _ in range(3):  # the buffers are reused across steps: later steps must still match
+        canvas = torch.randint(0, vocab, (1, canvas_length), generator=generator)
+        expected = _hf_logits(model, cache, canvas, self_conditioning)
+        got = step(canvas, self_conditioning)
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        self_conditioning = expected / 0.7
+    # The step only reads the cache.
+    assert cache.get_seq_length() == len(ids)
+
+
+def test_unsupported_models_keep_hf_forward(tiny_checkpoint, monkeypatch):
+    model = load_checkpoint(tiny_checkpoint, "cpu").model
+    monkeypatch.setenv("DIFFGEM_LEAN_DECODER", "0")
+    assert lean_unsupported(model) == "DIFFGEM_LEAN_DECODER=0"
+    assert Engine(load_checkpoint(tiny_checkpoint, "cpu")).lean is None
+    monkeypatch.delenv("DIFFGEM_LEAN_DECODER")
+    model.config.text_config.num_experts = 4
+    assert "experts" in lean_unsupported(model)
+
+
+def test_step_flops_counts_the_decoder(tiny_checkpoint):
+    model = load_checkpoint(tiny_checkpoint, "cpu").model
+    params = sum(
+        p.numel() for name, p in model.model.decoder.layers.named_parameters() if p.dim() >= 2
+    )
+    # Every 2-D decoder weight is used once per canvas token, besides attention and the head.
+    flops = step_flops(model, prompt_len=0, canvas_length=1, self_conditioning=False)
+    head = 2 * model.config.text_config.hidden_size * model.config.text_config.vocab_size
+    router = 2 * sum(layer.router.proj.weight.numel() for layer in model.model.decoder.layers)
+    assert (
+        flops
+        - head
+        - 2
+        * sum(  # attention over the canvas token itself
+            2 * layer.self_attn.q_proj.out_features for layer in model.model.decoder.layers
+        )
+        == 2 * params - router
+    )
+
+
+def _real_holes(n: int) -> list[tuple[str, str]]:
+    """Rest-of-line holes at evenly spread content lines of real standard-library files."""
+    holes = []
+    for name in ("textwrap.py", "shlex.py", "colorsys.py", "bisect.py"):
+        text = STDLIB.joinpath(name).read_text()
+        lines = text.split("\n")
+        content = [i for i, line in enumerate(lines) if len(line.strip()) > 16 and i > 20]
+        for row in content[:: max(1, len(content) // (n // 4))][: n // 4]:
+            start = sum(len(line) + 1 for line in lines[:row])
+            line = lines[row]
+            cut = start + len(line) - len(line.lstrip()) + (len(line.strip()) * 2) // 5
+            holes.append((text[:cut], text[start + len(line) :]))
+    return holes
+
+
+@pytest.mark.slow
+def test_lean_engine_fills_real_holes_token_for_token():
+    engine = Engine.load(device="cpu", prompt_cache_mb=64)
+    assert engine.lean is not None, engine.lean_unsupported
+    lean = engine.lean
+    calls = {"n": 0}
+    bind = lean.bind
+
+    def counting_bind(cache, canvas_length):
+        step = bind(cache, canvas_length)
+
+        def counted(*args):
+            calls["n"] += 1
+            return step(*args)
+
+        return counted
+
+    lean.bind = counting_bind  # type: ignore[method-assign]
+    sampler = SamplerSettings(rule="confidence", max_steps=8, **engine.sampler_defaults())
+    holes = _real_holes(8)
+    filled = 0
+    for prefix, suffix in holes:
+        params = GenerateParams(prefix=prefix, suffix=suffix, sampler=sampler)
+        engine.lean = lean
+        fast = engine.generate(params)
+        engine.lean = None
+        reference = engine.generate(params)
+        assert fast.token_ids == reference.token_ids, (prefix[-60:], fast.text, reference.text)
+        assert fast.forwards == reference.forwards
+        filled += bool(fast.text.strip())
+    assert calls["n"] >= len(holes)  # the lean step really ran
+    assert filled >= len(holes) // 2, filled  # and the holes are real fills, not empty canvases

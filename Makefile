@@ -34,7 +34,7 @@ eval: $(STAMP)
 	$(PY) -m diffgem_model.train.evaluate
 
 nvim: $(STAMP)
-	bash scripts/nvim.sh
+	bash scripts/nvim.sh $(FILE)
 
 check: $(STAMP)
 	$(VENV)/bin/ruff check diffgem_lsp model kernels tests

@@ -21,7 +21,10 @@ TEST_SETTINGS = {"invokedSteps": 8, "automaticSteps": 8, "debounceMs": 0, "seed"
 
 
 def server_path() -> Path:
-    """The diffgem-lsp the editors start: next to this interpreter (the repo .venv), else PATH."""
+    """The diffgem-lsp the editors start: $DIFFGEM_TEST_SERVER, else the one next to this interpreter
+    (the repo .venv), else PATH. The variable tests the editors against another build of the server."""
+    if override := os.environ.get("DIFFGEM_TEST_SERVER"):
+        return Path(override)
     candidate = VENV_BIN / "diffgem-lsp"
     if candidate.exists():
         return candidate
@@ -42,6 +45,16 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "home").mkdir(exist_ok=True)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+# "Rewrite selection" without an edit: the server's reason, shown with the same words by every editor
+# ("diffgem: " + reason). One per outcome, so the user knows which one happened.
+REWRITE_OUTCOMES = (
+    "the model kept the selection as it is",
+    "the model's rewrite was cut by the token budget: dropped",
+    "the model's rewrite would not parse: dropped",
+)
+OUTCOME_PREFIX = "diffgem: the model"
 
 
 # Candidate holes (⟨⟩ marks the cursor). Which ones a given embedded checkpoint fills is up to the model,
@@ -81,7 +94,7 @@ class FilledHole:
 
 
 async def _first_filled_hole(server: Path) -> FilledHole | None:
-    from diffgem_lsp.editor_client import EditorSession, Hole
+    from examples.editor_client import EditorSession, Hole
 
     session = EditorSession(dict(TEST_SETTINGS), [str(server)])
     await session.start()

@@ -9,13 +9,25 @@ lua/diffgem): completion and inline completion at a hole, ghost text accepted in
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import EDITORS, TEST_SETTINGS, VENV_BIN, FilledHole, clean_env, server_path
+from .conftest import (
+    EDITORS,
+    OUTCOME_PREFIX,
+    REPO,
+    REWRITE_OUTCOMES,
+    TEST_SETTINGS,
+    VENV_BIN,
+    FilledHole,
+    clean_env,
+    server_path,
+)
 
 pytestmark = pytest.mark.editor
 
@@ -214,3 +226,161 @@ def test_neovim_checkhealth_diffgem(tmp_path: Path):
     assert "OK server: " in text and "diffgem-lsp" in text
     assert "OK model loads: " in text, text
     assert "ERROR" not in text, text
+
+
+# --- A user at a terminal: `make nvim FILE=...` under tmux, termguicolors off, keys typed one by one.
+
+
+class Tmux:
+    """One tmux server on a private socket running one command in a 100x24 pane."""
+
+    def __init__(self, tmp_path: Path, command: list[str], env: dict[str, str]):
+        if shutil.which("tmux") is None:
+            pytest.skip("tmux not installed (scripts/install-editor-deps.sh)")
+        self.socket = str(tmp_path / "tmux.sock")
+        env = {**env, "TERM": "tmux-256color"}
+        env.pop(
+            "COLORTERM", None
+        )  # no truecolor: the case where `Comment` ghost text was invisible
+        self.run("-f", "/dev/null", "new-session", "-d", "-x", "100", "-y", "24", "-s", "t",
+                 "env", *[f"{k}={v}" for k, v in env.items() if k.isidentifier()], *command)  # fmt: skip
+        self.run("set-option", "-g", "default-terminal", "tmux-256color")
+
+    def run(self, *args: str) -> str:
+        proc = subprocess.run(
+            ["tmux", "-S", self.socket, *args], capture_output=True, text=True, timeout=30
+        )
+        return proc.stdout
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            self.run("send-keys", "-t", "t", key)
+            time.sleep(0.15)
+
+    def screen(self, colours: bool = False) -> list[str]:
+        args = ["capture-pane", "-p", "-t", "t"] + (["-e"] if colours else [])
+        return self.run(*args).split("\n")
+
+    def wait(self, predicate, timeout: float, what: str) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if predicate(screen):
+                return screen
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out waiting for {what}; screen:\n" + "\n".join(screen))
+            time.sleep(0.3)
+
+    def close(self) -> None:
+        self.run("kill-server")
+
+
+def buffer_lines(screen: list[str], count: int) -> list[str]:
+    """The first `count` buffer lines on screen, without the sign column and line numbers."""
+    return [re.sub(r"^\s*\d+ ", "", line[2:], count=1).rstrip() for line in screen[:count]]
+
+
+def statusline(screen: list[str]) -> str:
+    lines = [line for line in screen if line.strip()]
+    return next((line for line in reversed(lines) if "diffgem" in line or ".py" in line), "")
+
+
+@pytest.fixture
+def terminal(tmp_path: Path):
+    sessions: list[Tmux] = []
+
+    def start(*files: str) -> Tmux:
+        env = clean_env(tmp_path)
+        env.update(DIFFGEM_LSP=str(server_path()), DIFFGEM_SETTINGS=json.dumps(TEST_SETTINGS))
+        env["TMPDIR"] = str(tmp_path)
+        nvim_binary()  # skips without Neovim 0.11
+        session = Tmux(
+            tmp_path,
+            ["bash", str(REPO / "scripts" / "nvim.sh"), "+set notermguicolors", *files],
+            env,
+        )
+        sessions.append(session)
+        return session
+
+    yield start
+    for session in sessions:
+        session.close()
+
+
+def test_neovim_in_a_terminal_status_ghost_colour_and_plain_preview(
+    tmp_path: Path, terminal, filled_hole: FilledHole
+):
+    """`make nvim FILE=x` on a file with a ⟨⟩ hole, as a user in tmux-256color without termguicolors.
+
+    The statusline turns to "diffgem: ready" with no key pressed (redrawn on diffgem/status); the
+    completion popup's preview is the fill as plain text (no markdown fence); <M-]> draws the ghost text
+    in DiffgemGhost's cterm colour (not `Comment`, which has no cterm colour), the statusline is back on
+    "ready" without a keystroke, and <Tab> inserts it.
+    """
+    hole = filled_hole
+    lines = hole.text.split("\n")
+    lines[hole.line] = hole.line_prefix + "⟨⟩" + lines[hole.line][hole.character :]
+    marked = tmp_path / "hole.py"
+    marked.write_text("\n".join(lines))
+    tmux = terminal(str(marked))
+    row = hole.line  # the file starts on the first screen row
+
+    screen = tmux.wait(
+        lambda s: "diffgem: ready" in statusline(s), 180, '"diffgem: ready" with no key pressed'
+    )
+    assert "-- INSERT --" in "\n".join(screen)  # nvim.sh left the user in insert mode at the hole
+    assert screen[row].rstrip().endswith(hole.line_text.rstrip()[-8:])
+
+    # Completion popup (<C-Space>) with its preview: the fill, not a markdown fence around it.
+    tmux.keys("C-Space")
+    screen = tmux.wait(lambda s: any("Snippet" in line for line in s), 120, "the popup")
+    time.sleep(1.0)  # the preview opens right after the menu
+    screen = tmux.screen()
+    assert not any("```" in line for line in screen), "\n".join(screen)
+    tmux.keys("C-e")
+    time.sleep(0.5)
+
+    # Ghost text: the hole's line grows; the grown part carries DiffgemGhost's cterm colour.
+    base = tmux.screen()[row].rstrip()
+    tmux.keys("M-]")
+    screen = tmux.wait(lambda s: s[row].rstrip() != base, 120, "ghost text")
+    coloured = tmux.screen(colours=True)[row]
+    assert "38;5;244" in coloured, repr(coloured)  # cterm 244: visible without termguicolors
+    tmux.wait(lambda s: "diffgem: ready" in statusline(s), 30, 'the statusline back on "ready"')
+
+    tmux.keys("Tab")
+    screen = tmux.wait(lambda s: "[+]" in statusline(s), 30, "the ghost text accepted")
+    assert hole.line_prefix.strip() in screen[row]
+    tmux.keys("Escape", ":qa!", "Enter")
+
+
+def test_neovim_gra_rewrite_selection_explains_or_applies(tmp_path: Path, terminal):
+    """`gra` (Neovim 0.11's code-action menu) → "Rewrite selection": the edit lands or the reason shows."""
+    source = REPO / "examples" / "rewrite" / "average.py"
+    tmux = terminal(str(source))  # nvim.sh opens a copy with the «…» lines selected
+    tmux.wait(lambda s: "diffgem: ready" in statusline(s), 180, '"diffgem: ready"')
+    before = tmux.screen()
+    assert "-- VISUAL LINE --" in "\n".join(before)
+    tmux.keys("g", "r", "a")
+    tmux.wait(lambda s: any("Rewrite selection" in line for line in s), 60, "the code-action menu")
+    tmux.keys("1", "Enter")
+    text = REWRITE_SOURCE.split("\n")
+    screen = tmux.wait(
+        lambda s: (
+            any(OUTCOME_PREFIX in line for line in s)
+            or (
+                not any("Code actions" in line or "Rewrite selection" in line for line in s)
+                and buffer_lines(s, len(text) - 1) != text[:-1]
+            )
+        ),
+        120,
+        "the rewrite applied or explained",
+    )
+    shown = buffer_lines(screen, len(text) - 1)
+    messages = [line for line in screen if OUTCOME_PREFIX in line]
+    if messages:  # the model kept or dropped it: the buffer is unchanged and the user is told which
+        assert any(outcome in "".join(messages) for outcome in REWRITE_OUTCOMES), messages
+        assert shown == text[:-1], "\n".join(screen)
+    else:  # the edit was applied in place of the selection
+        assert shown[0] == "def average(values):", "\n".join(screen)
+    tmux.keys("Escape", ":qa!", "Enter")

@@ -33,6 +33,17 @@ return {
         vim.notify('diffgem: ' .. (params.message or 'worker error'), vim.log.levels.ERROR)
       end
       vim.api.nvim_exec_autocmds('User', { pattern = 'DiffgemStatus', data = { client_id = ctx.client_id, status = params } })
+      -- A statusline is only re-evaluated on a redraw; without this it stayed blank after the model
+      -- loaded, and on "generating" after the answer, until the next keystroke.
+      vim.cmd.redrawstatus({ bang = true })
+    end,
+    -- Intermediate canvases while the model denoises (server setting streamDrafts): drawn as dimmed
+    -- ghost text by lua/diffgem/ghost.lua (0.11) when the plugin is loaded.
+    ['diffgem/draft'] = function(_, params)
+      local ok, ghost = pcall(require, 'diffgem.ghost')
+      if ok then
+        ghost.draft(params)
+      end
     end,
   },
   on_exit = function(code, signal)

@@ -4,10 +4,39 @@
 local M = {}
 
 local ns = vim.api.nvim_create_namespace('diffgem.ghost')
+
+-- Ghost text needs its own group: `Comment` in Neovim's default colorscheme has only a gui colour, so
+-- without 'termguicolors' (tmux-256color, plain xterm) a ghost looked exactly like real code. cterm 244
+-- is a mid grey of the xterm-256 palette, readable on dark and light backgrounds; `default = true` lets
+-- a colorscheme or the user override both. DiffgemDraft is the uncommitted canvas while the model is
+-- still denoising (streamDrafts): dimmer, so the settled suggestion stands out when it arrives.
+function M.define_highlights()
+  vim.api.nvim_set_hl(0, 'DiffgemGhost', {
+    default = true,
+    fg = '#8a8a8a',
+    ctermfg = 244,
+    italic = true,
+    cterm = { italic = true },
+  })
+  vim.api.nvim_set_hl(0, 'DiffgemDraft', {
+    default = true,
+    fg = '#5f5f5f',
+    ctermfg = 240,
+    italic = true,
+    cterm = { italic = true },
+  })
+end
+M.define_highlights()
+vim.api.nvim_create_autocmd('ColorScheme', {
+  group = vim.api.nvim_create_augroup('diffgem.ghost.highlights', { clear = true }),
+  callback = M.define_highlights, -- `:colorscheme` clears all groups first
+})
 -- bufnr -> { item = InlineCompletionItem, row = 0-based, col = byte col, changedtick = n }
 local shown = {}
 -- bufnr -> pending request cancel function
 local pending = {}
+-- bufnr -> where the pending request asked: { line, character (LSP), row, col (byte), changedtick }
+local requested = {}
 
 local function item_text(item)
   local text = item.insertText
@@ -23,6 +52,7 @@ function M.clear(bufnr)
     pending[bufnr]()
     pending[bufnr] = nil
   end
+  requested[bufnr] = nil
   shown[bufnr] = nil
   if vim.api.nvim_buf_is_valid(bufnr) then
     vim.api.nvim_buf_clear_namespace(bufnr, ns, 0, -1)
@@ -36,7 +66,9 @@ function M.current(bufnr)
   return s and { text = item_text(s.item), item = s.item } or nil
 end
 
-local function show(bufnr, item, row, col)
+--- Draw `item` as ghost text at (row, col); a draft (an uncommitted canvas) is drawn but not accepted.
+local function show(bufnr, item, row, col, draft)
+  local hl = draft and 'DiffgemDraft' or 'DiffgemGhost'
   local text = item_text(item)
   local line = vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
   -- What the ghost adds after the cursor: an item whose range starts before the cursor repeats the
@@ -49,21 +81,55 @@ local function show(bufnr, item, row, col)
     end
   end
   if text == '' then
+    if draft then
+      vim.api.nvim_buf_clear_namespace(bufnr, ns, 0, -1)
+    end
     return
   end
   local lines = vim.split(text, '\n', { plain = true })
   local virt_lines = {}
   for i = 2, #lines do
-    virt_lines[#virt_lines + 1] = { { lines[i], 'Comment' } }
+    virt_lines[#virt_lines + 1] = { { lines[i], hl } }
   end
   vim.api.nvim_buf_clear_namespace(bufnr, ns, 0, -1)
   vim.api.nvim_buf_set_extmark(bufnr, ns, row, col, {
-    virt_text = { { lines[1], 'Comment' } },
+    virt_text = { { lines[1], hl } },
     virt_text_pos = 'inline',
     virt_lines = #virt_lines > 0 and virt_lines or nil,
     hl_mode = 'combine',
   })
-  shown[bufnr] = { item = item, row = row, col = col, changedtick = vim.b[bufnr].changedtick }
+  if not draft then
+    shown[bufnr] = { item = item, row = row, col = col, changedtick = vim.b[bufnr].changedtick }
+  end
+end
+
+--- A diffgem/draft notification (streamDrafts on): the canvas of the running request, drawn dimmed
+--- where the suggestion will appear, so the user watches it settle. Drafts of another position or of
+--- an edited buffer are stale and ignored; the final answer replaces the draft.
+function M.draft(params)
+  local bufnr = params and params.uri and vim.uri_to_bufnr(params.uri)
+  local r = bufnr and requested[bufnr]
+  if not r or r.line ~= params.line or r.character ~= params.character then
+    return
+  end
+  if vim.b[bufnr].changedtick ~= r.changedtick or type(params.text) ~= 'string' then
+    return
+  end
+  show(bufnr, { insertText = params.text }, r.row, r.col, true)
+  M.drafts_shown = (M.drafts_shown or 0) + 1
+end
+
+--- The extmarks currently drawn (for tests): { { text = first line, hl = group } }.
+function M.marks(bufnr)
+  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+  local found = {}
+  for _, mark in ipairs(vim.api.nvim_buf_get_extmarks(bufnr, ns, 0, -1, { details = true })) do
+    local chunk = mark[4].virt_text and mark[4].virt_text[1]
+    if chunk then
+      found[#found + 1] = { text = chunk[1], hl = chunk[2] }
+    end
+  end
+  return found
 end
 
 --- Ask the server for a suggestion at the cursor; `kind` is 'invoked' or 'automatic'.
@@ -79,9 +145,17 @@ function M.request(bufnr, client_id, kind)
   params.context = { triggerKind = kind == 'automatic' and 2 or 1 }
   local row, col = unpack(vim.api.nvim_win_get_cursor(win))
   local tick = vim.b[bufnr].changedtick
+  local ask = { line = params.position.line, character = params.position.character, row = row - 1, col = col, changedtick = tick }
+  requested[bufnr] = ask
   local ok, id = client:request('textDocument/inlineCompletion', params, function(err, result)
     pending[bufnr] = nil
+    if requested[bufnr] == ask then
+      requested[bufnr] = nil
+    end
     if err or not result or vim.b[bufnr].changedtick ~= tick then
+      if vim.api.nvim_buf_is_valid(bufnr) and not shown[bufnr] then
+        vim.api.nvim_buf_clear_namespace(bufnr, ns, 0, -1) -- a draft without an answer
+      end
       return
     end
     local items = result.items or result
@@ -89,6 +163,8 @@ function M.request(bufnr, client_id, kind)
     local inserting = vim.api.nvim_get_mode().mode:sub(1, 1) == 'i'
     if items[1] and (kind ~= 'automatic' or inserting) then
       show(bufnr, items[1], row - 1, col)
+    elseif not shown[bufnr] then
+      vim.api.nvim_buf_clear_namespace(bufnr, ns, 0, -1) -- drafts of an empty answer
     end
   end, bufnr)
   if ok then

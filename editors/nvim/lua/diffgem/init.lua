@@ -116,20 +116,69 @@ function M.rewrite(range)
       vim.notify('diffgem: nothing to rewrite here' .. (err and (': ' .. err.message) or ''), vim.log.levels.WARN)
       return
     end
-    vim.notify('diffgem: rewriting…')
+    -- The client's request wrapper (explain_resolve below) says "rewriting…" and, when the server
+    -- keeps the text, why; here only the edit is applied.
     client:request('codeAction/resolve', action, function(rerr, resolved)
       if rerr then
-        vim.notify('diffgem: rewrite failed: ' .. rerr.message, vim.log.levels.ERROR)
+        return
       elseif resolved and resolved.edit then
         vim.lsp.util.apply_workspace_edit(resolved.edit, client.offset_encoding)
       elseif resolved and resolved.command then
         client:exec_cmd(resolved.command, { bufnr = bufnr })
-      else
-        local reason = resolved and resolved.disabled and resolved.disabled.reason or 'no change'
-        vim.notify('diffgem: ' .. reason)
       end
     end, bufnr)
   end, bufnr)
+end
+
+--- The message for a resolved "Rewrite selection" that carries no edit: the server's reason (the same
+--- words in every editor, e.g. "the model kept the selection as it is").
+function M.rewrite_outcome(resolved)
+  local reason = resolved and resolved.disabled and resolved.disabled.reason
+  return 'diffgem: ' .. (reason or 'the model kept the selection as it is')
+end
+
+-- Neovim 0.11's code-action client (`gra`, vim.lsp.buf.code_action) resolves the picked action and
+-- applies `edit`/`command`; an action the server answers with `disabled` (the model kept the text, or
+-- its rewrite was dropped) is silently ignored there (runtime/lua/vim/lsp/buf.lua, on_user_choice). So
+-- every codeAction/resolve of this client goes through here: "rewriting…" when it starts, the server's
+-- reason when it ends without an edit, the error when it fails. The caller's handler still runs.
+local function explain_resolve(client)
+  if client._diffgem_explains then
+    return
+  end
+  client._diffgem_explains = true
+  local request = client.request
+  client.request = function(self, method, params, handler, bufnr)
+    if method ~= 'codeAction/resolve' or type(params) ~= 'table' or params.title ~= 'Rewrite selection' then
+      return request(self, method, params, handler, bufnr)
+    end
+    -- After `gra`'s inputlist the message area still holds the menu: redraw first, or this line
+    -- would stack under it behind a hit-enter prompt (which also holds back the answer's message).
+    vim.cmd.redraw()
+    vim.notify('diffgem: rewriting…')
+    return request(self, method, params, function(err, result, ctx, config)
+      if err then
+        vim.notify('diffgem: rewrite failed: ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+      elseif not (result and (result.edit or result.command)) then
+        vim.notify(M.rewrite_outcome(result))
+      end
+      if handler then
+        return handler(err, result, ctx, config)
+      end
+    end, bufnr)
+  end
+end
+
+--- Completion items' documentation is the fill itself; the popup's preview shows `info` as raw text,
+--- so a markdown code fence would appear literally around it (vim.lsp.completion get_doc()).
+local function plain_preview(item)
+  local doc = item.documentation
+  local text = type(doc) == 'table' and doc.value or doc
+  if type(text) ~= 'string' then
+    return {}
+  end
+  local fenced = text:match('^```[%w_+-]*\n(.*)\n```%s*$')
+  return { info = fenced or text }
 end
 
 local function set_keymaps(client, bufnr)
@@ -184,8 +233,9 @@ local function on_attach(client, bufnr)
     end
   end
   if M.config.completion then
-    vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = false })
+    vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = false, convert = plain_preview })
   end
+  explain_resolve(client)
   set_keymaps(client, bufnr)
 end
 

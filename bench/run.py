@@ -18,9 +18,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffgem_lsp.editor_client import EditorSession, language_of
-
 ROOT = Path(__file__).resolve().parent.parent
+# The editor-like LSP client is an example, not part of the installed server package.
+sys.path.insert(0, str(ROOT / "examples"))
+from editor_client import EditorSession, language_of  # noqa: E402
+
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 # Python files of 1-2k tokens from the standard library, and code of our own in another language.
 FILES = [

@@ -29,21 +29,21 @@ def _configure_logging(log_file: str | None, level: str) -> None:
 
 async def _check(model_path: str) -> int:
     """Load the model once through a real worker and print a one-line health report (for :checkhealth)."""
+    from .backends import BackendError, create_backend
     from .settings import Settings
-    from .worker_client import WorkerClient, WorkerError
 
-    client = WorkerClient(Settings(model_path=model_path))
-    await client.start()
+    backend = create_backend(Settings(model_path=model_path), on_state=lambda state, message: None)
+    await backend.start()
     try:
-        await client.wait_ready(timeout=300)
-        status = await client.status()
+        await backend.wait_ready(timeout=300)
+        status = await backend.status()
         print(json.dumps({"ok": True, "version": __version__, "model": status.get("model")}))
         return 0
-    except WorkerError as exc:
+    except BackendError as exc:
         print(json.dumps({"ok": False, "version": __version__, "error": str(exc)}))
         return 1
     finally:
-        await client.stop()
+        await backend.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """The two model-backed pipelines the features share: infill at a cursor, and rewrite of a selection.
 
-Document text + position -> canvas (pure) -> worker -> post-processing (pure) -> plain results. No LSP
-types are built here (see results.py); errors for the client are raised as pygls JSON-RPC exceptions.
+Document text + position -> canvas (pure) -> backend -> post-processing (pure) -> plain results. No LSP
+types are built here (`results.py` builds them); errors for the client are raised as pygls JSON-RPC
+exceptions.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Any
 
 from pygls.exceptions import JsonRpcContentModified, JsonRpcInternalError, JsonRpcInvalidParams
 
+from diffgem_protocol import GenerateParams, GenerationResult, SamplerSettings
+
 from . import canvas as C
-from .protocol import GenerateRequest, GenerationResult, SamplerParams
-from .server import DiffgemServer
-from .worker_client import WorkerError
+from .backends import BackendError
+from .session import Session
 
 log = logging.getLogger("diffgem.pipelines")
 
@@ -45,44 +48,42 @@ class Rewrite:
     result: GenerationResult
 
 
-def _sampler(ls: DiffgemServer, automatic: bool) -> SamplerParams:
-    s = ls.settings
-    return SamplerParams(
+def sampler_settings(session: Session, automatic: bool) -> SamplerSettings:
+    """The user's settings as sampler knobs. Temperatures are the checkpoint's own (the worker sets them)."""
+    s = session.settings
+    return SamplerSettings(
         rule=s.sampler,
         max_steps=s.automatic_steps if automatic else s.invoked_steps,
         confidence_threshold=s.confidence_threshold,
-        early_stop=s.early_stop,
+        # A zero mean-entropy bar never triggers: the step budget alone ends denoising.
+        stop_entropy=SamplerSettings.stop_entropy if s.early_stop else 0.0,
     )
 
 
-def _to_position(ls: DiffgemServer, text: str, line: int, character: int) -> C.Position:
+def _to_position(session: Session, text: str, line: int, character: int) -> C.Position:
     """Client position -> canvas Position (UTF-16), with a clear InvalidParams error past the end."""
     try:
-        return C.to_utf16_position(
-            text, C.Position(line, character), ls.workspace.position_encoding
-        )
+        return C.to_utf16_position(text, C.Position(line, character), session.position_encoding)
     except C.PositionError as exc:
         raise JsonRpcInvalidParams(str(exc)) from exc
 
 
-def _from_character(ls: DiffgemServer, text: str, line: int, utf16_character: int) -> int:
+def _from_character(session: Session, text: str, line: int, utf16_character: int) -> int:
     return C.from_utf16_position(
-        text, C.Position(line, utf16_character), ls.workspace.position_encoding
+        text, C.Position(line, utf16_character), session.position_encoding
     ).character
 
 
 async def _generate(
-    ls: DiffgemServer,
-    request: GenerateRequest,
+    session: Session,
+    params: GenerateParams,
     what: str,
     on_draft: Callable[[str], None] | None = None,
 ) -> GenerationResult:
     t0 = time.perf_counter()
-    if on_draft is not None:
-        request = replace(request, stream=True)
     try:
-        result = await ls.worker.generate(request, on_draft=on_draft)
-    except WorkerError as exc:
+        result = await session.backend.generate(params, on_draft=on_draft)
+    except BackendError as exc:
         log.error("%s failed: %s", what, exc)
         raise ModelUnavailable(f"diffgem: {exc}") from exc
     log.info(
@@ -99,7 +100,7 @@ async def _generate(
 
 
 async def infill(
-    ls: DiffgemServer,
+    session: Session,
     uri: str,
     line: int,
     character: int,
@@ -109,28 +110,27 @@ async def infill(
     on_draft: Callable[[str], None] | None = None,
 ) -> Infill | None:
     """Ghost text for the cursor, or None when there is nothing worth showing."""
-    doc = ls.document(uri)
-    if (reason := ls.too_big_or_binary(doc)) is not None:
+    doc = session.document(uri)
+    if (reason := session.too_big_or_binary(doc)) is not None:
         log.info("no suggestion for %s: %s", uri, reason)
         return None
     text, version = doc.source, doc.version
-    position = _to_position(ls, text, line, character)
-    if automatic and ls.settings.debounce_ms:
-        await asyncio.sleep(ls.settings.debounce_ms / 1000)
+    position = _to_position(session, text, line, character)
+    if automatic and session.settings.debounce_ms:
+        await asyncio.sleep(session.settings.debounce_ms / 1000)
         if doc.version != version:  # the user kept typing: a newer request is coming
             return None
     canvas = C.build_infill_canvas(text, doc.language_id or "", position)
     if canvas is None:
         return None
-    request = GenerateRequest(
-        id=0,
+    params = GenerateParams(
         prefix=canvas.prefix + prefix_extra,
         suffix=canvas.suffix,
         max_tokens=canvas.max_tokens,
-        sampler=_sampler(ls, automatic),
-        seed=ls.settings.seed,
+        sampler=sampler_settings(session, automatic),
+        seed=session.settings.seed,
     )
-    result = await _generate(ls, request, f"infill {canvas.hole_kind}", on_draft)
+    result = await _generate(session, params, f"infill {canvas.hole_kind}", on_draft)
     if doc.version != version:
         return None
     processed = C.postprocess_infill(
@@ -139,8 +139,8 @@ async def infill(
     if processed is None:
         return None
     insert_text = processed.insert_text
-    start = _from_character(ls, text, position.line, position.character)
-    end = _from_character(ls, text, position.line, processed.replace_end_character)
+    start = _from_character(session, text, position.line, position.character)
+    end = _from_character(session, text, position.line, processed.replace_end_character)
     return Infill(
         insert_text=insert_text,
         line=position.line,
@@ -151,42 +151,51 @@ async def infill(
 
 
 async def rewrite(
-    ls: DiffgemServer, uri: str, start: tuple[int, int], end: tuple[int, int], version: int | None
+    session: Session, uri: str, start: tuple[int, int], end: tuple[int, int], version: int | None
 ) -> Rewrite | None:
     """A minimal edit that rewrites the selection (expanded to whole syntax nodes), or None."""
-    doc = ls.document(uri)
+    doc = session.document(uri)
     if version is not None and doc.version is not None and doc.version != version:
         raise JsonRpcContentModified("document changed since the code action was listed")
-    if (reason := ls.too_big_or_binary(doc)) is not None:
+    if (reason := session.too_big_or_binary(doc)) is not None:
         raise JsonRpcInvalidParams(f"diffgem: cannot rewrite: {reason}")
     text = doc.source
-    start_pos = _to_position(ls, text, *start)
-    end_pos = _to_position(ls, text, *end)
+    start_pos = _to_position(session, text, *start)
+    end_pos = _to_position(session, text, *end)
     canvas = C.build_edit_canvas(text, doc.language_id or "", start_pos, end_pos)
-    request = GenerateRequest(
-        id=0,
+    params = GenerateParams(
         prefix=canvas.prefix,
         suffix=canvas.suffix,
         old_text=canvas.original,
         max_tokens=max(64, len(canvas.original)),  # generous: characters bound tokens
-        sampler=_sampler(ls, automatic=False),
-        seed=ls.settings.seed,
+        sampler=sampler_settings(session, automatic=False),
+        seed=session.settings.seed,
     )
-    result = await _generate(ls, request, "rewrite")
+    result = await _generate(session, params, "rewrite")
     if not result.finished:
         # A rewrite cut by the token budget would drop the rest of the selection: offer nothing.
-        log.info("rewrite not finished within %d tokens: dropped", request.max_tokens)
+        log.info("rewrite not finished within %d tokens: dropped", params.max_tokens)
         return None
     new_text = C.postprocess_edit(canvas, result.text)
     if new_text is None or new_text == canvas.original:
         return None
     edits = C.minimal_edits(canvas.original, new_text, canvas.start)
-    converted = [
+    return Rewrite(
+        edits=to_client_encoding(text, edits, session.position_encoding),
+        version=doc.version,
+        result=result,
+    )
+
+
+def to_client_encoding(
+    text: str, edits: list[C.TextEditData], encoding: Any
+) -> list[C.TextEditData]:
+    """Edits with UTF-16 positions in `text` -> the same edits in the client's position encoding."""
+    return [
         C.TextEditData(
-            start=C.from_utf16_position(text, e.start, ls.workspace.position_encoding),
-            end=C.from_utf16_position(text, e.end, ls.workspace.position_encoding),
+            start=C.from_utf16_position(text, e.start, encoding),
+            end=C.from_utf16_position(text, e.end, encoding),
             new_text=e.new_text,
         )
         for e in edits
     ]
-    return Rewrite(edits=converted, version=doc.version, result=result)

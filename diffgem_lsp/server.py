@@ -1,122 +1,107 @@
-"""The language server object: its state (settings, worker, in-flight requests) and feature registration.
+"""The pygls transport: reads and writes JSON-RPC, dispatches to the handler table, talks to the client.
 
-Feature handlers live in `features/`, one module per LSP method family; this module wires them up and
-owns what they share. It never imports torch.
+It owns no feature logic and no state beyond the connection: state lives in `session.Session`, handlers
+in `features/` (registered from `handlers.HANDLERS`). It never imports torch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.workspace import TextDocument
 
-from . import __version__
-from .settings import Settings, resolve_settings
-from .worker_client import WorkerClient
+from . import __version__, results
+from .handlers import HANDLERS, Handler
+from .session import Session
 
 log = logging.getLogger("diffgem.server")
 
-STATUS_NOTIFICATION = "diffgem/status"
-
 
 class DiffgemServer(LanguageServer):
-    def __init__(self) -> None:
+    """The transport, and the session's `Client`: the only object that writes to the client."""
+
+    def __init__(self, *, log_level: str | None = None) -> None:
         super().__init__(
             name="diffgem-lsp",
             version=__version__,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
-        self.settings = Settings()
-        self.worker = WorkerClient(self.settings, on_state=self._on_worker_state)
-        # Automatic inline requests per document: a newer one supersedes (cancels) the older.
-        self.inflight: dict[str, asyncio.Task] = {}
-        self._progress_token: str | None = None
-        self._loads = 0
+        self.session = Session(self, log_level=log_level)
 
-    # -- settings ------------------------------------------------------------------------------
-    def apply_settings(self, raw: Any) -> bool:
-        """Resolve client options; report problems once; return True if the worker must restart."""
-        old = self.settings
-        self.settings, problems = resolve_settings(raw, base=old)
-        for problem in problems:
-            log.warning("settings: %s", problem)
-            self.window_show_message(
-                types.ShowMessageParams(
-                    type=types.MessageType.Warning, message=f"diffgem: {problem}"
-                )
-            )
-        logging.getLogger("diffgem").setLevel(self.settings.log_level.upper())
-        self.worker.settings = self.settings
-        return old.worker_key() != self.settings.worker_key()
+    # -- session.Client ------------------------------------------------------------------------
+    def capabilities(self) -> types.ClientCapabilities | None:
+        return self.protocol.client_capabilities
 
-    # -- documents -----------------------------------------------------------------------------
-    def document(self, uri: str) -> TextDocument:
-        """The open document, or an InvalidParams error (never a crash) when it is unknown."""
-        doc = self.workspace.text_documents.get(uri)
-        if doc is None:
-            raise JsonRpcInvalidParams(f"document not open: {uri}")
-        return doc
-
-    def too_big_or_binary(self, doc: TextDocument) -> str | None:
-        """Why a document gets no suggestions, or None. Checked before any canvas is built."""
-        source = doc.source
-        if len(source) > self.settings.max_file_kb * 1024:
-            return f"file larger than maxFileKb={self.settings.max_file_kb}"
-        if "\x00" in source:
-            return "binary file"
-        return None
-
-    # -- worker state -> client ----------------------------------------------------------------
-    def _on_worker_state(self, state: str, message: str) -> None:
+    def notify(self, method: str, params: Any) -> None:
         try:
-            self.protocol.notify(
-                STATUS_NOTIFICATION,
-                {"state": state, "message": message, "model": self.worker.model},
-            )
-        except Exception:  # no client connected yet (e.g. --check)
-            return
-        self._report_loading(state, message)
+            self.protocol.notify(method, params)
+        except Exception:  # the stream is closed (client gone): nothing to tell
+            log.debug("could not send %s", method, exc_info=True)
 
-    def _report_loading(self, state: str, message: str) -> None:
-        """$/progress while the model loads, if the client accepts server-initiated progress."""
-        window = self.client_capabilities.window if self.protocol.client_capabilities else None
-        if not (window and window.work_done_progress):
-            return
-        if state == "loading" and self._progress_token is None:
-            self._loads += 1  # a fresh token per load: clients reject a reused one
-            token = self._progress_token = f"diffgem-model-load-{self._loads}"
+    def show_message(self, message: str, kind: types.MessageType) -> None:
+        self.window_show_message(results.show_message(message, kind))
 
-            def begin(*_args: Any) -> None:
-                self.work_done_progress.begin(
-                    token, types.WorkDoneProgressBegin(title="diffgem", message="loading model")
-                )
+    async def apply_edit(self, edit: types.WorkspaceEdit, label: str) -> bool:
+        response = await self.workspace_apply_edit_async(results.apply_edit(edit, label))
+        return bool(response.applied)
 
-            try:
-                self.work_done_progress.create(token, callback=begin)
-            except Exception:
-                self._progress_token = None
-        elif state in ("ready", "error", "stopped") and self._progress_token is not None:
-            token, self._progress_token = self._progress_token, None
-            self.work_done_progress.tokens.pop(token, None)
-            self.work_done_progress.end(
-                token,
-                types.WorkDoneProgressEnd(message=message if state == "error" else "model ready"),
-            )
+    def begin_progress(self, token: str, title: str, message: str) -> bool:
+        def begin(*_args: Any) -> None:
+            self.work_done_progress.begin(token, results.progress_begin(title, message))
 
+        try:
+            self.work_done_progress.create(token, callback=begin)
+        except Exception:  # e.g. a token still in use: no progress bar, nothing else changes
+            log.debug("window/workDoneProgress/create failed", exc_info=True)
+            return False
+        return True
+
+    def report_progress(self, token: str | int, message: str) -> None:
+        self.work_done_progress.report(token, results.progress_report(message))
+
+    def end_progress(self, token: str, message: str) -> None:
+        self.work_done_progress.tokens.pop(token, None)
+        self.work_done_progress.end(token, results.progress_end(message))
+
+    # -- pygls hooks ---------------------------------------------------------------------------
     def report_server_error(self, error: Exception, source: Any) -> None:
         # Request errors already reach the client as the response; log one line, no pop-up.
         log.error("%s: %s", type(error).__name__, error)
+        log.debug("server error", exc_info=error)
 
 
-def create_server() -> DiffgemServer:
-    from .features import code_action, commands, completion, inline_completion, lifecycle
+def _bind(handler: Handler, session: Session) -> Callable[..., Any]:
+    """The handler with the session as its first argument, in the shape pygls calls it."""
+    func = handler.func
+    if handler.command:
 
-    server = DiffgemServer()
-    for module in (lifecycle, inline_completion, completion, code_action, commands):
-        module.register(server)
+        async def command(*arguments: Any) -> Any:
+            return await func(session, list(arguments))
+
+        return command
+    if asyncio.iscoroutinefunction(func):
+
+        async def coroutine(params: Any) -> Any:
+            return await func(session, params)
+
+        return coroutine
+
+    def plain(params: Any) -> Any:
+        return func(session, params)
+
+    return plain
+
+
+def create_server(log_level: str | None = None) -> DiffgemServer:
+    server = DiffgemServer(log_level=log_level)
+    for handler in HANDLERS:
+        bound = _bind(handler, server.session)
+        if handler.command:
+            server.command(handler.method)(bound)
+        else:
+            server.feature(handler.method, handler.options)(bound)
     return server

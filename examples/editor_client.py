@@ -1,6 +1,7 @@
-"""A minimal LSP client that drives `diffgem-lsp` the way an editor does (used by the demo and `make bench`).
+"""A minimal LSP client that drives `diffgem-lsp` the way an editor does (the demo, `make bench`, tests).
 
-It starts the real server as a subprocess over stdio; nothing here imports torch or the server itself.
+Not part of the server package: it starts the real server as a subprocess over stdio and imports only the
+pure canvas positions (UTF-16 columns) from it; nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
+
+from diffgem_lsp.canvas import Position, offset_at, position_at
 
 HOLE = "⟨⟩"
 
@@ -28,11 +31,9 @@ class Hole:
     @classmethod
     def from_marked(cls, marked: str, marker: str = HOLE) -> Hole:
         offset = marked.index(marker)
-        before = marked[:offset]
-        line = before.count("\n")
-        column_text = before[before.rfind("\n") + 1 :]
-        character = len(column_text.encode("utf-16-le")) // 2
-        return cls(text=marked.replace(marker, "", 1), line=line, character=character)
+        text = marked.replace(marker, "", 1)
+        pos = position_at(text, offset)
+        return cls(text=text, line=pos.line, character=pos.character)
 
 
 def language_of(path: str) -> str:
@@ -169,17 +170,14 @@ class EditorSession:
 
 
 def apply_edits(text: str, edits: list[types.TextEdit]) -> str:
-    """Apply LSP text edits (UTF-16 positions) to text, last edit first."""
-    lines = text.split("\n")
+    """Apply LSP text edits (UTF-16 positions, non-overlapping) to text, last edit first."""
 
     def offset(pos: types.Position) -> int:
-        before = sum(len(line) + 1 for line in lines[: pos.line])
-        line = lines[pos.line] if pos.line < len(lines) else ""
-        units = line.encode("utf-16-le")[: pos.character * 2].decode("utf-16-le")
-        return before + len(units)
+        return offset_at(text, Position(pos.line, pos.character))
 
-    for edit in sorted(
-        edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True
-    ):
-        text = text[: offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end) :]
+    spans = sorted(
+        ((offset(e.range.start), offset(e.range.end), e.new_text) for e in edits), reverse=True
+    )
+    for start, end, new_text in spans:
+        text = text[:start] + new_text + text[end:]
     return text

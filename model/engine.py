@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
+
+from diffgem_protocol import GenerateParams, GenerationResult
 
 from . import EMBEDDED_CHECKPOINT
 from .checkpoint import LoadedCheckpoint, load_checkpoint
@@ -19,30 +21,8 @@ from .layouts import LAYOUTS, Prompt
 from .prompt_cache import PromptCache, crop_to
 from .sampler import SamplerSettings, choose_length, denoise
 
-
-@dataclass(frozen=True)
-class GenerateParams:
-    prefix: str
-    suffix: str
-    old_text: str | None = None  # edit canvases start from the old text
-    max_tokens: int = 32  # longer fills use several canvases
-    sampler: SamplerSettings = field(default_factory=SamplerSettings)
-    seed: int = 0
-
-
-@dataclass
-class Generation:
-    text: str
-    token_ids: list[int]
-    forwards: int
-    canvases: int
-    tokens_per_forward: float
-    mean_confidence: float
-    encoded_tokens: int
-    reused_tokens: int
-    encode_ms: float
-    denoise_ms: float
-    truncated_at_eos: bool
+# The engine's request and result are the wire protocol's own types: the worker sends a result as is.
+Generation = GenerationResult
 
 
 def resolve_device(device: str) -> str:
@@ -177,7 +157,7 @@ class Engine:
             reused_tokens=stats.reused_tokens,
             encode_ms=encode_ms,
             denoise_ms=denoise_ms,
-            truncated_at_eos=finished,
+            finished=finished,
         )
 
     def infill(

@@ -13,26 +13,11 @@ from dataclasses import dataclass
 import torch
 from transformers.cache_utils import Cache
 
+# The sampler's knobs are defined once, in the wire protocol, and re-exported here.
+from diffgem_protocol import SamplerSettings
+
 from .compat import decoder_attention_mask as decoder_attention_mask_for
 from .compat import with_cache
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    """Denoising settings; the defaults are DiffusionGemma's published ones (generation config)."""
-
-    rule: str = "entropy"  # "entropy" (DiffusionGemma's entropy bound) | "confidence" (Fast-dLLM)
-    max_steps: int = 48
-    entropy_bound: float = 0.1
-    confidence_threshold: float = 0.9
-    t_max: float = 0.8
-    t_min: float = 0.4
-    stability_threshold: int = 1
-    stop_entropy: float = 0.005  # mean-entropy bar of the stable-and-confident early stop
-
-    def __post_init__(self) -> None:
-        assert self.rule in ("entropy", "confidence"), f"unknown commit rule {self.rule!r}"
-        assert self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}"
 
 
 @dataclass

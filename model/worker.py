@@ -1,6 +1,7 @@
 """The resident model worker: loads the engine once and serves generate/cancel/status over stdin/stdout.
 
-Started by the LSP server as `python -m diffgem_model.worker`; speaks only `diffgem_lsp.protocol`.
+Started by the LSP server as `python -m diffgem_model.worker`; speaks only `diffgem_protocol` and imports
+nothing of the server package.
 Generations run one at a time on the main thread; a reader thread takes cancels and status requests
 meanwhile, so a cancel stops denoising at the next step boundary.
 """
@@ -15,10 +16,10 @@ import resource
 import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import replace
 from typing import Any, BinaryIO
 
-from diffgem_lsp import protocol as P
+import diffgem_protocol as P
 
 log = logging.getLogger("diffgem.worker")
 
@@ -125,25 +126,12 @@ class Worker:
                 self.cancelled.discard(req.id)
 
     def run(self, req: P.GenerateRequest) -> dict[str, Any]:
-        from .engine import GenerateParams
-        from .sampler import DenoiseCancelled, SamplerSettings
+        from .sampler import DenoiseCancelled
 
-        sampler = SamplerSettings(
-            rule=req.sampler.rule,
-            max_steps=req.sampler.max_steps,
-            confidence_threshold=req.sampler.confidence_threshold,
-            # A zero mean-entropy bar never triggers: the step budget alone ends denoising.
-            stop_entropy=SamplerSettings.stop_entropy if req.sampler.early_stop else 0.0,
-            **self.engine.sampler_defaults(),
-        )
-        params = GenerateParams(
-            prefix=req.prefix,
-            suffix=req.suffix,
-            old_text=req.old_text,
-            max_tokens=req.max_tokens,
-            sampler=sampler,
-            seed=req.seed,
-        )
+        assert self.engine is not None
+        # The temperature schedule is the checkpoint's own (its generation_config), whatever was sent.
+        sampler = replace(req.params.sampler, **self.engine.sampler_defaults())
+        params = replace(req.params, sampler=sampler)
 
         def draft(text: str) -> None:
             self.send(P.event(P.EV_DRAFT, id=req.id, text=text))
@@ -156,23 +144,10 @@ class Worker:
             )
         except DenoiseCancelled:
             return P.event(P.EV_CANCELLED, id=req.id)
-        result = P.GenerationResult(
-            text=gen.text,
-            forwards=gen.forwards,
-            canvases=gen.canvases,
-            tokens=len(gen.token_ids),
-            tokens_per_forward=gen.tokens_per_forward,
-            mean_confidence=gen.mean_confidence,
-            encoded_tokens=gen.encoded_tokens,
-            reused_tokens=gen.reused_tokens,
-            encode_ms=gen.encode_ms,
-            denoise_ms=gen.denoise_ms,
-            finished=gen.truncated_at_eos,
-        )
-        self.last = asdict(result)
+        self.last = gen.to_message()
         self.totals["generations"] += 1
         self.totals["forwards"] += gen.forwards
-        self.totals["tokens"] += len(gen.token_ids)
+        self.totals["tokens"] += gen.tokens
         return P.event(P.EV_RESULT, id=req.id, result=self.last)
 
 

@@ -1,7 +1,8 @@
-"""The server's handle on the resident model worker: start it, send requests, route events, restart it.
+"""The local backend: one resident model worker process per server, spoken to over its pipes.
 
-Runs on the server's asyncio loop; the worker is a child process speaking `protocol`. Nothing here blocks
-the loop, and a dead worker turns into an error for the requests in flight plus a restart in the background.
+Runs on the server's asyncio loop; the worker (`python -m diffgem_model.worker`) speaks `diffgem_protocol`.
+Nothing here blocks the loop, and a dead worker turns into an error for the requests in flight plus a
+restart in the background.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import itertools
 import logging
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
-from . import protocol as P
-from .settings import Settings
+import diffgem_protocol as P
 
-log = logging.getLogger("diffgem.worker_client")
+from ..settings import Settings
+from .base import BackendError, DraftCallback, StateCallback
+
+log = logging.getLogger("diffgem.backend.local")
 
 # More crashes than this within CRASH_WINDOW_S stop automatic restarts (no crash loop): the user is told
 # once, and `diffgem.restartWorker` starts it again.
@@ -25,14 +27,10 @@ MAX_CRASHES = 3
 CRASH_WINDOW_S = 60.0
 
 
-class WorkerError(RuntimeError):
-    """The worker could not run a request (crashed, failed to load the model, or refused it)."""
+class LocalWorker:
+    """The `Backend` that runs the model in a child process of this server."""
 
-
-class WorkerClient:
-    def __init__(
-        self, settings: Settings, on_state: Callable[[str, str], None] = lambda s, m: None
-    ):
+    def __init__(self, settings: Settings, on_state: StateCallback = lambda s, m: None):
         self.settings = settings
         self.on_state = on_state  # (state, message) -> status notification / progress
         self.state = "stopped"
@@ -42,7 +40,7 @@ class WorkerClient:
         self._proc: asyncio.subprocess.Process | None = None
         self._ready = asyncio.Event()
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._drafts: dict[int, Callable[[str], None]] = {}
+        self._drafts: dict[int, DraftCallback] = {}
         self._status_waiters: list[asyncio.Future[dict[str, Any]]] = []
         self._ids = itertools.count(1)
         self._crashes: list[float] = []
@@ -108,22 +106,23 @@ class WorkerClient:
         if self._proc is None and self.state != "error":
             await self.start()
         if self.state == "error" and not self._ready.is_set():
-            raise WorkerError(self.error or "model worker is not running")
+            raise BackendError(self.error or "model worker is not running")
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)
         except TimeoutError as exc:
-            raise WorkerError(f"model still loading after {timeout:.0f} s") from exc
+            raise BackendError(f"model still loading after {timeout:.0f} s") from exc
         if self.state == "error":
-            raise WorkerError(self.error or "model unavailable")
+            raise BackendError(self.error or "model unavailable")
 
     # -- requests ------------------------------------------------------------------------------
     async def generate(
-        self, request: P.GenerateRequest, on_draft: Callable[[str], None] | None = None
+        self, params: P.GenerateParams, on_draft: DraftCallback | None = None
     ) -> P.GenerationResult:
         """Run one generation. Cancelling the awaiting task cancels the generation in the worker."""
         await self.wait_ready(timeout=120)
         request_id = next(self._ids)
-        message = {**request.to_message(), "id": request_id}
+        request = P.GenerateRequest(id=request_id, params=params, stream=on_draft is not None)
+        message = request.to_message()
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         if on_draft is not None:
@@ -143,8 +142,8 @@ class WorkerClient:
         if event["event"] == P.EV_CANCELLED:
             raise asyncio.CancelledError()
         if event["event"] == P.EV_ERROR:
-            raise WorkerError(event.get("message") or "generation failed")
-        return P.GenerationResult(**event["result"])
+            raise BackendError(event.get("message") or "generation failed")
+        return P.GenerationResult.from_message(event["result"])
 
     async def status(self, timeout: float = 5.0) -> dict[str, Any]:
         if self._proc is None or self._proc.returncode is not None:
@@ -163,13 +162,13 @@ class WorkerClient:
     def _send(self, message: dict[str, Any]) -> None:
         proc = self._proc
         if proc is None or proc.stdin is None or proc.returncode is not None:
-            raise WorkerError("model worker is not running")
+            raise BackendError("model worker is not running")
         proc.stdin.write(P.encode(message))
 
     def _send_quietly(self, message: dict[str, Any]) -> None:
         try:
             self._send(message)
-        except (WorkerError, ConnectionError, RuntimeError):
+        except (BackendError, ConnectionError, RuntimeError):
             pass
 
     def _set_state(self, state: str, message: str) -> None:
@@ -182,7 +181,7 @@ class WorkerClient:
                 future.set_result(P.event(P.EV_ERROR, message=reason))
         for waiter in self._status_waiters:
             if not waiter.done():
-                waiter.set_exception(WorkerError(reason))
+                waiter.set_exception(BackendError(reason))
         self._status_waiters.clear()
 
     async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:

@@ -1,7 +1,7 @@
 """textDocument/inlineCompletion: ghost text at the cursor, filled from the text before and after it.
 
-Runs as an asyncio task per request; a newer automatic request for the same document cancels the older
-one (and with it the worker's denoising), so only the latest keystroke costs model time.
+Background: runs as an asyncio task per request; a newer request for the same document cancels the older
+one (and with it the backend's denoising), so only the latest keystroke costs model time.
 """
 
 from __future__ import annotations
@@ -11,74 +11,63 @@ from collections.abc import Callable
 
 from lsprotocol import types
 
-from .. import pipelines
-from ..server import DiffgemServer
+from .. import pipelines, results
+from ..session import Session
 
 DRAFT_NOTIFICATION = "diffgem/draft"
+# Registered with options, or pygls 2.1.1 never advertises the capability: its
+# ServerCapabilitiesBuilder sets `inline_completion_provider` only from registered options
+# (pygls/capabilities.py, `_with_inline_completion_provider`).
+OPTIONS = types.InlineCompletionOptions()
 
 
-def register(server: DiffgemServer) -> None:
-    # Registered with options, or pygls never advertises the capability (REFERENCE.md, pygls 2.1.1).
-    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
-    async def inline_completion(
-        ls: DiffgemServer, params: types.InlineCompletionParams
-    ) -> types.InlineCompletionList:
-        automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
-        if automatic and not ls.settings.automatic_suggestions:
-            return types.InlineCompletionList(items=[])
-        uri = params.text_document.uri
-        previous = ls.inflight.pop(uri, None)
-        if previous is not None and not previous.done():
-            previous.cancel()
-        task = asyncio.current_task()
-        assert task is not None
-        ls.inflight[uri] = task
-        try:
-            item = await _item(ls, params, automatic)
-        finally:
-            if ls.inflight.get(uri) is task:
-                del ls.inflight[uri]
-        return types.InlineCompletionList(items=[item] if item else [])
+async def inline_completion(
+    session: Session, params: types.InlineCompletionParams
+) -> types.InlineCompletionList:
+    automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
+    if automatic and not session.settings.automatic_suggestions:
+        return results.inline_list([])
+    uri = params.text_document.uri
+    task = asyncio.current_task()
+    assert task is not None
+    session.supersede(uri, task)
+    try:
+        item = await _item(session, params, automatic)
+    finally:
+        session.finished(uri, task)
+    return results.inline_list([item] if item else [])
 
 
 async def _item(
-    ls: DiffgemServer, params: types.InlineCompletionParams, automatic: bool
+    session: Session, params: types.InlineCompletionParams, automatic: bool
 ) -> types.InlineCompletionItem | None:
     pos = params.position
     selected = params.context.selected_completion_info
     if selected is not None:
         # LSP 3.18: with a completion popup item selected, the ghost text must extend that item over
         # the same range — so fill as if the item were already inserted, then prepend it.
-        return await _extend_selected(ls, params, selected, automatic)
+        return await _extend_selected(session, params, selected, automatic)
     fill = await pipelines.infill(
-        ls,
+        session,
         params.text_document.uri,
         pos.line,
         pos.character,
         automatic=automatic,
-        on_draft=_draft_reporter(ls, params),
+        on_draft=_draft_reporter(session, params),
     )
-    if fill is None:
-        return None
-    return types.InlineCompletionItem(
-        insert_text=fill.insert_text,
-        range=types.Range(
-            start=types.Position(line=fill.line, character=fill.start_character),
-            end=types.Position(line=fill.line, character=fill.end_character),
-        ),
-    )
+    return results.inline_item(fill) if fill is not None else None
 
 
 def _draft_reporter(
-    ls: DiffgemServer, params: types.InlineCompletionParams
+    session: Session, params: types.InlineCompletionParams
 ) -> Callable[[str], None] | None:
     """Intermediate canvases for clients that show the draft forming (streamDrafts setting)."""
     token = params.work_done_token
-    if not ls.settings.stream_drafts:
+    if not session.settings.stream_drafts:
         return None
 
     def report(text: str) -> None:
-        ls.protocol.notify(
+        session.client.notify(
             DRAFT_NOTIFICATION,
             {
                 "uri": params.text_document.uri,
@@ -88,13 +77,13 @@ def _draft_reporter(
             },
         )
         if token is not None:
-            ls.work_done_progress.report(token, types.WorkDoneProgressReport(message=text))
+            session.client.report_progress(token, text)
 
     return report
 
 
 async def _extend_selected(
-    ls: DiffgemServer,
+    session: Session,
     params: types.InlineCompletionParams,
     selected: types.SelectedCompletionInfo,
     automatic: bool,
@@ -102,13 +91,13 @@ async def _extend_selected(
     rng = selected.range
     if rng.start.line != rng.end.line or rng.end != params.position:
         return None
-    doc = ls.document(params.text_document.uri)
+    doc = session.document(params.text_document.uri)
     line_text = doc.lines[rng.start.line] if rng.start.line < len(doc.lines) else ""
     typed = line_text[rng.start.character : rng.end.character]
     if not selected.text.startswith(typed):
         return None
     fill = await pipelines.infill(
-        ls,
+        session,
         params.text_document.uri,
         params.position.line,
         params.position.character,
@@ -117,4 +106,4 @@ async def _extend_selected(
     )
     if fill is None or not fill.insert_text.startswith(selected.text[len(typed) :]):
         return None
-    return types.InlineCompletionItem(insert_text=typed + fill.insert_text, range=rng)
+    return results.inline_item_over(typed + fill.insert_text, rng)

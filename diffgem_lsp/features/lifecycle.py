@@ -1,6 +1,6 @@
-"""initialize / initialized / didChangeConfiguration / shutdown: settings and the worker's life.
+"""initialize / initialized / didChangeConfiguration / shutdown: settings and the backend's life.
 
-Runs on the main loop and may change server state; the worker starts after `initialized` so that the
+Main-loop handlers: they change session state. The backend starts after `initialized`, so that the
 `initialize` response is never held up by model loading.
 """
 
@@ -10,30 +10,27 @@ import logging
 
 from lsprotocol import types
 
-from ..server import DiffgemServer
+from ..session import Session
 
 log = logging.getLogger("diffgem.lifecycle")
 
 
-def register(server: DiffgemServer) -> None:
-    @server.feature(types.INITIALIZE)
-    def initialize(ls: DiffgemServer, params: types.InitializeParams) -> None:
-        ls.apply_settings(params.initialization_options)
+def initialize(session: Session, params: types.InitializeParams) -> None:
+    session.apply_settings(params.initialization_options)
 
-    @server.feature(types.INITIALIZED)
-    async def initialized(ls: DiffgemServer, params: types.InitializedParams) -> None:
-        await ls.worker.start()
 
-    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    async def did_change_configuration(
-        ls: DiffgemServer, params: types.DidChangeConfigurationParams
-    ) -> None:
-        if ls.apply_settings(params.settings):
-            log.info("model settings changed: restarting the worker")
-            await ls.worker.restart(ls.settings)
+async def initialized(session: Session, params: types.InitializedParams) -> None:
+    await session.backend.start()
 
-    @server.feature(types.SHUTDOWN)
-    async def shutdown(ls: DiffgemServer, params: None) -> None:
-        for task in ls.inflight.values():
-            task.cancel()
-        await ls.worker.stop()
+
+async def did_change_configuration(
+    session: Session, params: types.DidChangeConfigurationParams
+) -> None:
+    if session.apply_settings(params.settings):
+        log.info("model settings changed: restarting the backend")
+        await session.backend.restart(session.settings)
+
+
+async def shutdown(session: Session, params: None) -> None:
+    session.cancel_all()
+    await session.backend.stop()

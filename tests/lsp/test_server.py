@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from lsprotocol import types
@@ -15,7 +16,7 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
 from diffgem_lsp import canvas as C
-from diffgem_lsp.editor_client import Hole, apply_edits
+from examples.editor_client import Hole, apply_edits
 
 from .conftest import TEST_OPTIONS
 
@@ -190,10 +191,10 @@ async def test_code_action_listing_is_instant_and_resolve_applies_cleanly(client
         assert 1 <= edit.range.start.line and edit.range.end.line <= 6
 
 
-async def test_cancelled_generation_frees_the_worker_within_a_second(client: LanguageClient):
+async def test_cancelled_generation_stops_in_the_worker(client: LanguageClient):
     uri = "file:///tmp/cancel.py"
     open_doc(client, uri, FIB.text)
-    await wait_ready(client)
+    before = await wait_ready(client)
     # A long generation: thousands of steps with the early stop off.
     client.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(
@@ -211,13 +212,13 @@ async def test_cancelled_generation_frees_the_worker_within_a_second(client: Lan
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.3)
     client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="long-one"))
-    cancelled_at = time.monotonic()
     with pytest.raises(JsonRpcException) as error:
         await future
     assert error.value.code == types.LSPErrorCodes.RequestCancelled
-    while (await status(client)).get("busy") is not None:
+    while (after := await status(client)).get("busy") is not None:
         await asyncio.sleep(0.02)
-    assert time.monotonic() - cancelled_at < 1.0
+    # Stopped between steps, not run to its 4000 steps: only finished generations are counted.
+    assert after["totals"]["generations"] == before["totals"]["generations"], after["totals"]
     client.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(
             settings={"diffgem": {**TEST_OPTIONS, "earlyStop": True, "sampler": "confidence"}}
@@ -323,10 +324,13 @@ async def test_bad_settings_give_one_message_and_defaults(client: LanguageClient
 def test_lsp_process_never_imports_torch():
     code = (
         "import sys\n"
-        "import diffgem_lsp.cli, diffgem_lsp.server, diffgem_lsp.pipelines, diffgem_lsp.editor_client\n"
+        "import diffgem_lsp.cli, diffgem_lsp.server, diffgem_lsp.session, diffgem_lsp.handlers\n"
+        "import diffgem_lsp.pipelines, diffgem_lsp.results, diffgem_lsp.backends.local\n"
+        "import examples.editor_client\n"
         "from diffgem_lsp.server import create_server\n"
         "create_server()\n"
         "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'transformers', 'diffgem_model')))\n"
         "assert not bad, bad\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=root)

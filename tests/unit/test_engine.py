@@ -262,7 +262,7 @@ def test_chat_layout_probes_a_length_and_pins_the_rest(tiny_checkpoint, tmp_path
             prefix=PREFIX, suffix=SUFFIX, max_tokens=8, sampler=SamplerSettings(max_steps=4)
         )
     )
-    assert gen.truncated_at_eos  # the pinned EOS run ends the middle
+    assert gen.finished  # the pinned EOS run ends the middle
     assert len(gen.token_ids) <= 8
 
 
@@ -278,4 +278,4 @@ def test_long_edit_spans_several_canvases(engine):
             prefix=PREFIX, suffix=SUFFIX, old_text=old, sampler=SamplerSettings(max_steps=2)
         )
     )
-    assert gen.canvases >= len(prompt.initial_canvases) or gen.truncated_at_eos
+    assert gen.canvases >= len(prompt.initial_canvases) or gen.finished

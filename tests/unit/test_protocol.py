@@ -1,12 +1,14 @@
 """The worker protocol: round trips, version check, and a real worker answering over its pipes."""
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from diffgem_lsp import protocol as P
+import diffgem_protocol as P
 
 
 def run_worker(model: str, lines: list[bytes]) -> tuple[subprocess.CompletedProcess, list[dict]]:
@@ -22,7 +24,9 @@ def run_worker(model: str, lines: list[bytes]) -> tuple[subprocess.CompletedProc
 
 def test_generate_request_round_trip():
     request = P.GenerateRequest(
-        id=7, prefix="a", suffix="b", old_text=None, sampler=P.SamplerParams(max_steps=3)
+        id=7,
+        params=P.GenerateParams(prefix="a", suffix="b", sampler=P.SamplerSettings(max_steps=3)),
+        stream=True,
     )
     message = P.decode(P.encode(request.to_message()))
     assert P.GenerateRequest.from_message(message) == request
@@ -42,11 +46,16 @@ def test_worker_over_pipes(tiny_checkpoint):
         b"garbage\n",
         P.encode(
             P.GenerateRequest(
-                id=1, prefix="def f(x):\n    return ", suffix="\n", max_tokens=8
+                id=1,
+                params=P.GenerateParams(prefix="def f(x):\n    return ", suffix="\n", max_tokens=8),
             ).to_message()
         ),
         P.encode(P.request(P.OP_CANCEL, id=2)),
-        P.encode(P.GenerateRequest(id=2, prefix="x = ", suffix="\n").to_message()),
+        P.encode(
+            P.GenerateRequest(
+                id=2, params=P.GenerateParams(prefix="x = ", suffix="\n")
+            ).to_message()
+        ),
     ]
     proc, events = run_worker(str(tiny_checkpoint), lines)
     names = [e["event"] for e in events]
@@ -61,8 +70,102 @@ def test_worker_over_pipes(tiny_checkpoint):
 
 
 def test_worker_reports_a_missing_checkpoint_and_keeps_answering(tmp_path):
-    lines = [P.encode(P.GenerateRequest(id=1, prefix="x", suffix="").to_message())]
+    lines = [P.encode(P.GenerateRequest(id=1, params=P.GenerateParams("x", "")).to_message())]
     proc, events = run_worker(str(tmp_path / "nope"), lines)
     assert events[1]["event"] == P.EV_LOAD_FAILED and "not found" in events[1]["message"]
     assert events[2]["event"] == P.EV_ERROR and "model not loaded" in events[2]["message"]
     assert proc.returncode == 0
+
+
+# -- the boundary: the server and the worker meet only in diffgem_protocol --------------------------
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = {  # import name -> folder
+    "diffgem_lsp": ROOT / "diffgem_lsp",
+    "diffgem_model": ROOT / "model",
+    "diffgem_kernels": ROOT / "kernels",
+    "diffgem_protocol": ROOT / "diffgem_protocol",
+}
+SERVER_SIDE = {"diffgem_lsp"}
+WORKER_SIDE = {"diffgem_model", "diffgem_kernels"}
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the four packages by dotted name (model/train's data folders hold no code)."""
+    found = {}
+    for package, folder in PACKAGES.items():
+        for path in folder.rglob("*.py"):
+            rel = path.relative_to(folder).with_suffix("")
+            if "data" in rel.parts or "embedded" in rel.parts:
+                continue
+            parts = [package, *rel.parts]
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """Absolute names a module imports (at any depth in its code: lazy imports count too)."""
+    is_package = path.name == "__init__.py"
+    package = name if is_package else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            # `from . import pipelines` imports a submodule; any other name comes from `target` itself.
+            # (A parent package's own import, implied by any submodule's, is not counted.)
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                out.add(sub if sub in known else target)
+    return out
+
+
+def top(name: str) -> str:
+    return name.split(".")[0]
+
+
+def test_server_and_worker_meet_only_in_the_protocol_package():
+    known = modules()
+    assert "diffgem_lsp.session" in known and "diffgem_model.worker" in known  # the walk found code
+    crossings = []
+    for name, path in known.items():
+        tops = {top(i) for i in imports_of(name, path, known)}
+        side = top(name)
+        if side in SERVER_SIDE:
+            bad = tops & (WORKER_SIDE | {"torch", "transformers", "triton"})
+        elif side in WORKER_SIDE:
+            bad = tops & (SERVER_SIDE | {"pygls", "lsprotocol"})
+        else:  # the protocol: standard library only
+            bad = tops & (SERVER_SIDE | WORKER_SIDE | {"torch", "pygls", "lsprotocol"})
+        crossings += [f"{name} imports {b}" for b in sorted(bad)]
+    assert not crossings, crossings
+
+
+def test_the_import_graph_has_no_cycle():
+    known = modules()
+    graph = {
+        name: {i for i in imports_of(name, path, known) if i in known and i != name}
+        for name, path in known.items()
+    }
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle = path[path.index(nxt) :] + [nxt]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])

@@ -1,0 +1,129 @@
+"""The server's state: settings, the client's documents, the backend handle and the requests in flight.
+
+Apart from the transport: the session never reads or writes the JSON-RPC stream itself; it reaches the
+client through the small `Client` interface that the pygls server (`server.py`) implements. No torch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.workspace import TextDocument, Workspace
+
+from .backends import Backend, create_backend
+from .settings import Settings, resolve_settings
+
+log = logging.getLogger("diffgem.session")
+
+STATUS_NOTIFICATION = "diffgem/status"
+
+
+class Client(Protocol):
+    """What the session needs from the transport: the open documents and a way to talk to the client."""
+
+    @property
+    def workspace(self) -> Workspace: ...
+
+    def capabilities(self) -> types.ClientCapabilities | None: ...
+
+    def notify(self, method: str, params: Any) -> None: ...
+
+    def show_message(self, message: str, kind: types.MessageType) -> None: ...
+
+    async def apply_edit(self, edit: types.WorkspaceEdit, label: str) -> bool: ...
+
+    def begin_progress(self, token: str, title: str, message: str) -> bool: ...
+
+    def report_progress(self, token: str | int, message: str) -> None: ...
+
+    def end_progress(self, token: str, message: str) -> None: ...
+
+
+class Session:
+    def __init__(self, client: Client, *, log_level: str | None = None) -> None:
+        self.client = client
+        self.settings = Settings()
+        # The command line's --log-level, when given, wins over the settings' logLevel.
+        self.log_level_override = log_level
+        self.backend: Backend = create_backend(self.settings, on_state=self._on_backend_state)
+        # Automatic inline requests per document: a newer one supersedes (cancels) the older.
+        self.inflight: dict[str, asyncio.Task] = {}
+        self._progress_token: str | None = None
+        self._loads = 0
+
+    # -- settings ------------------------------------------------------------------------------
+    def apply_settings(self, raw: Any) -> bool:
+        """Resolve client options; report problems once; return True if the backend must restart."""
+        old = self.settings
+        self.settings, problems = resolve_settings(raw, base=old)
+        for problem in problems:
+            log.warning("settings: %s", problem)
+            self.client.show_message(f"diffgem: {problem}", types.MessageType.Warning)
+        if self.log_level_override is None:
+            logging.getLogger("diffgem").setLevel(self.settings.log_level.upper())
+        self.backend.settings = self.settings
+        return old.worker_key() != self.settings.worker_key()
+
+    # -- documents -----------------------------------------------------------------------------
+    @property
+    def position_encoding(self) -> Any:
+        return self.client.workspace.position_encoding
+
+    def document(self, uri: str) -> TextDocument:
+        """The open document, or an InvalidParams error (never a crash) when it is unknown."""
+        doc = self.client.workspace.text_documents.get(uri)
+        if doc is None:
+            raise JsonRpcInvalidParams(f"document not open: {uri}")
+        return doc
+
+    def too_big_or_binary(self, doc: TextDocument) -> str | None:
+        """Why a document gets no suggestions, or None. Checked before any canvas is built."""
+        source = doc.source
+        if len(source) > self.settings.max_file_kb * 1024:
+            return f"file larger than maxFileKb={self.settings.max_file_kb}"
+        if "\x00" in source:
+            return "binary file"
+        return None
+
+    # -- requests in flight --------------------------------------------------------------------
+    def supersede(self, uri: str, task: asyncio.Task) -> None:
+        """Cancel the previous request for this document (and its generation); track the new one."""
+        previous = self.inflight.pop(uri, None)
+        if previous is not None and not previous.done():
+            previous.cancel()
+        self.inflight[uri] = task
+
+    def finished(self, uri: str, task: asyncio.Task) -> None:
+        if self.inflight.get(uri) is task:
+            del self.inflight[uri]
+
+    def cancel_all(self) -> None:
+        for task in self.inflight.values():
+            task.cancel()
+        self.inflight.clear()
+
+    # -- backend state -> client ---------------------------------------------------------------
+    def _on_backend_state(self, state: str, message: str) -> None:
+        self.client.notify(
+            STATUS_NOTIFICATION, {"state": state, "message": message, "model": self.backend.model}
+        )
+        self._report_loading(state, message)
+
+    def _report_loading(self, state: str, message: str) -> None:
+        """$/progress while the model loads, if the client accepts server-initiated progress."""
+        caps = self.client.capabilities()
+        window = caps.window if caps else None
+        if not (window and window.work_done_progress):
+            return
+        if state == "loading" and self._progress_token is None:
+            self._loads += 1  # a fresh token per load: clients reject a reused one
+            token = f"diffgem-model-load-{self._loads}"
+            if self.client.begin_progress(token, "diffgem", "loading model"):
+                self._progress_token = token
+        elif state in ("ready", "error", "stopped") and self._progress_token is not None:
+            token, self._progress_token = self._progress_token, None
+            self.client.end_progress(token, message if state == "error" else "model ready")

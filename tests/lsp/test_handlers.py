@@ -1,0 +1,105 @@
+"""The handler table and the pure LSP conversions, without a server process or a model.
+
+A rewrite's edits -> WorkspaceEdit (UTF-16 and UTF-8 clients, multi-line, several edits), applied back
+with the example client's `apply_edits`, must give the rewritten text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import pytest
+from lsprotocol import types
+
+from diffgem_lsp import canvas as C
+from diffgem_lsp import pipelines, results
+from diffgem_lsp.handlers import HANDLERS
+from diffgem_protocol import GenerationResult
+from examples.editor_client import apply_edits
+
+RESULT = GenerationResult(
+    text="",
+    token_ids=[],
+    forwards=1,
+    canvases=1,
+    tokens_per_forward=1.0,
+    mean_confidence=1.0,
+    encoded_tokens=0,
+    reused_tokens=0,
+    encode_ms=0.0,
+    denoise_ms=0.0,
+    finished=True,
+)
+
+
+def test_every_handler_is_a_module_level_function_marked_main_or_background():
+    methods = [h.method for h in HANDLERS]
+    assert len(methods) == len(set(methods)), "a method registered twice"
+    for handler in HANDLERS:
+        func = handler.func
+        assert func.__qualname__ == func.__name__, f"{func.__qualname__} is not module-level"
+        assert list(inspect.signature(func).parameters)[0] == "session", func.__name__
+        assert handler.runs_on in ("main", "background")
+        if handler.runs_on == "background":  # a task per request, so $/cancelRequest cancels it
+            assert asyncio.iscoroutinefunction(func), func.__name__
+
+
+def rewrite_of(old: str, new: str, encoding: str, version: int | None = 3) -> pipelines.Rewrite:
+    """The pipeline's last step on a whole-document "selection": minimal edits, client encoding."""
+    edits = C.minimal_edits(old, new, C.Position(0, 0))
+    return pipelines.Rewrite(
+        edits=pipelines.to_client_encoding(old, edits, encoding), version=version, result=RESULT
+    )
+
+
+OLD = (
+    "def average(values):\n"
+    '    label = "naïve 😀"  # café\n'
+    "    total = 0\n"
+    "    for i in range(0, len(values)):\n"
+    "        total = total + values[i]\n"
+    "    return total / len(values)\n"
+)
+NEW = (
+    "def average(values):\n"
+    '    label = "naïve 😀 ok"  # café\n'
+    "    total = 0\n"
+    "    total += sum(values)\n"
+    "    return total / len(values)\n"
+)
+
+
+def test_rewrite_to_workspace_edit_utf16_multiline_several_edits():
+    rewrite = rewrite_of(OLD, NEW, "utf-16")
+    edit = results.workspace_edit("file:///a.py", rewrite)
+    [change] = edit.document_changes
+    assert change.text_document.version == 3 and change.text_document.uri == "file:///a.py"
+    assert len(change.edits) >= 2, change.edits  # two separate regions changed
+    assert any(e.range.start.line != e.range.end.line for e in change.edits)  # one spans lines
+    # After "😀" (two UTF-16 code units) the column is 21, not 20 (code points) or 23 (UTF-8 bytes).
+    first = change.edits[0]
+    assert first.range.start == types.Position(line=1, character=21), first
+    assert apply_edits(OLD, change.edits) == NEW
+
+
+def test_rewrite_to_workspace_edit_for_a_utf8_client_uses_byte_columns():
+    change = results.workspace_edit("file:///a.py", rewrite_of(OLD, NEW, "utf-8"))
+    first = change.document_changes[0].edits[0]
+    assert first.range.start == types.Position(
+        line=1, character=len('    label = "naïve 😀'.encode())
+    )
+
+
+def test_unversioned_rewrite_is_a_plain_changes_map():
+    edit = results.workspace_edit("file:///a.py", rewrite_of(OLD, NEW, "utf-16", version=None))
+    assert edit.document_changes is None
+    assert apply_edits(OLD, edit.changes["file:///a.py"]) == NEW
+
+
+@pytest.mark.parametrize("with_command", [True, False])
+def test_rewrite_action_carries_its_target_and_a_command_only_when_needed(with_command):
+    data = {"uri": "file:///a.py", "range": {}, "version": 1}
+    action = results.rewrite_action(data, with_command=with_command)
+    assert action.kind == types.CodeActionKind.RefactorRewrite and action.edit is None
+    assert (action.command is not None) == with_command

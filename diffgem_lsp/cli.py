@@ -13,6 +13,8 @@ import sys
 
 from . import __version__
 
+log = logging.getLogger("diffgem.cli")
+
 
 def _configure_logging(log_file: str | None, level: str) -> None:
     handler: logging.Handler = (
@@ -40,6 +42,7 @@ async def _check(model_path: str) -> int:
         print(json.dumps({"ok": True, "version": __version__, "model": status.get("model")}))
         return 0
     except BackendError as exc:
+        log.debug("--check failed", exc_info=True)
         print(json.dumps({"ok": False, "version": __version__, "error": str(exc)}))
         return 1
     finally:
@@ -59,20 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--log-file", help="write the log here instead of stderr")
     parser.add_argument(
-        "--log-level", default="info", choices=["error", "warning", "info", "debug"]
+        "--log-level",
+        choices=["error", "warning", "info", "debug"],
+        help="log level (default: info); when given, it wins over the logLevel setting",
     )
     parser.add_argument(
         "--check", action="store_true", help="load the model once, print a health line, exit"
     )
     parser.add_argument("--model-path", default="", help="with --check: checkpoint to load")
     args = parser.parse_args(argv)
-    _configure_logging(args.log_file, args.log_level)
+    _configure_logging(args.log_file, args.log_level or "info")
     if args.check:
         return asyncio.run(_check(args.model_path))
 
     from .server import create_server
 
-    server = create_server()
+    server = create_server(log_level=args.log_level)
     if args.tcp is not None:
         server.start_tcp("127.0.0.1", args.tcp)
     else:

@@ -84,7 +84,7 @@ async def _generate(
     try:
         result = await session.backend.generate(params, on_draft=on_draft)
     except BackendError as exc:
-        log.error("%s failed: %s", what, exc)
+        log.error("%s failed: %s", what, exc, exc_info=log.isEnabledFor(logging.DEBUG))
         raise ModelUnavailable(f"diffgem: {exc}") from exc
     log.info(
         "%s: %d tokens, %d forwards, %.0f ms (encode %.0f ms, %d/%d prompt tokens reused)",

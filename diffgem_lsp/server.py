@@ -16,6 +16,7 @@ from pygls.lsp.server import LanguageServer
 
 from . import __version__, results
 from .handlers import HANDLERS, Handler
+from .rpc import DiffgemProtocol
 from .session import Session
 
 log = logging.getLogger("diffgem.server")
@@ -29,6 +30,7 @@ class DiffgemServer(LanguageServer):
             name="diffgem-lsp",
             version=__version__,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=DiffgemProtocol,  # every request answered exactly once (rpc.py)
         )
         self.session = Session(self, log_level=log_level)
 
@@ -70,8 +72,12 @@ class DiffgemServer(LanguageServer):
     # -- pygls hooks ---------------------------------------------------------------------------
     def report_server_error(self, error: Exception, source: Any) -> None:
         # Request errors already reach the client as the response; log one line, no pop-up.
-        log.error("%s: %s", type(error).__name__, error)
-        log.debug("server error", exc_info=error)
+        log.error("%s: %s", type(error).__name__, error, exc_info=_traceback(error))
+
+
+def _traceback(error: BaseException) -> BaseException | None:
+    """The traceback for a log line, at debug level only (one line per error otherwise)."""
+    return error if log.isEnabledFor(logging.DEBUG) else None
 
 
 def _bind(handler: Handler, session: Session) -> Callable[..., Any]:

@@ -54,6 +54,7 @@ class Session:
         self.inflight: dict[str, asyncio.Task] = {}
         self._progress_token: str | None = None
         self._loads = 0
+        self._errors_shown: set[str] = set()
 
     # -- settings ------------------------------------------------------------------------------
     def apply_settings(self, raw: Any) -> bool:
@@ -111,6 +112,11 @@ class Session:
         self.client.notify(
             STATUS_NOTIFICATION, {"state": state, "message": message, "model": self.backend.model}
         )
+        if state == "error" and message not in self._errors_shown:
+            # Once per distinct failure (a model that will not load, a protocol mismatch, a crash
+            # loop): the status notification repeats it for status lines, the pop-up does not.
+            self._errors_shown.add(message)
+            self.client.show_message(f"diffgem: {message}", types.MessageType.Error)
         self._report_loading(state, message)
 
     def _report_loading(self, state: str, message: str) -> None:

@@ -144,6 +144,15 @@ def decode(line: bytes | str) -> dict[str, Any]:
     return message
 
 
+def version_of(line: bytes | str) -> object:
+    """The `v` of a JSON object line whatever its version (None if the line is not one)."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    return message.get("v") if isinstance(message, dict) else None
+
+
 def event(name: str, **fields: Any) -> dict[str, Any]:
     return {"v": PROTOCOL_VERSION, "event": name, **fields}
 

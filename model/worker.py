@@ -17,9 +17,12 @@ import sys
 import threading
 import time
 from dataclasses import replace
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import diffgem_protocol as P
+
+if TYPE_CHECKING:  # torch is imported only once the hello is out (see `load`)
+    from .engine import Engine
 
 log = logging.getLogger("diffgem.worker")
 
@@ -28,7 +31,7 @@ class Worker:
     def __init__(self, out: BinaryIO, args: argparse.Namespace):
         self.out = out
         self.args = args
-        self.engine = None
+        self.engine: Engine | None = None
         self.load_error: str | None = None
         self.state = "loading"
         self.requests: queue.Queue[P.GenerateRequest | None] = queue.Queue()
@@ -62,7 +65,8 @@ class Worker:
                 else:
                     raise P.ProtocolError(f"unknown op {op!r}")
             except (P.ProtocolError, TypeError, KeyError, ValueError) as exc:
-                log.warning("bad request: %s", exc)
+                # stderr reaches the server's log at debug level: the traceback costs nothing else.
+                log.warning("bad request: %s", exc, exc_info=True)
                 self.send(P.event(P.EV_ERROR, id=None, message=f"bad request: {exc}"))
         self.requests.put(None)  # stdin closed: the server is gone
 
@@ -96,7 +100,7 @@ class Worker:
             )
         except Exception as exc:
             self.state, self.load_error = "error", str(exc)
-            log.error("model load failed: %s", exc)
+            log.error("model load failed: %s", exc, exc_info=True)
             self.send(P.event(P.EV_LOAD_FAILED, message=str(exc)))
             return
         self.state = "ready"
@@ -130,7 +134,10 @@ class Worker:
 
         assert self.engine is not None
         # The temperature schedule is the checkpoint's own (its generation_config), whatever was sent.
-        sampler = replace(req.params.sampler, **self.engine.sampler_defaults())
+        sent, defaults = req.params.sampler, self.engine.sampler_defaults()
+        sampler = replace(
+            sent, t_max=defaults.get("t_max", sent.t_max), t_min=defaults.get("t_min", sent.t_min)
+        )
         params = replace(req.params, sampler=sampler)
 
         def draft(text: str) -> None:
@@ -143,6 +150,7 @@ class Worker:
                 on_draft=draft if req.stream else None,
             )
         except DenoiseCancelled:
+            log.debug("generation %s cancelled between denoising steps", req.id)
             return P.event(P.EV_CANCELLED, id=req.id)
         self.last = gen.to_message()
         self.totals["generations"] += 1

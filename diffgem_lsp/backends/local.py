@@ -21,6 +21,12 @@ from .base import BackendError, DraftCallback, StateCallback
 
 log = logging.getLogger("diffgem.backend.local")
 
+
+def _debug() -> bool:
+    """Tracebacks on log lines at debug level only."""
+    return log.isEnabledFor(logging.DEBUG)
+
+
 # More crashes than this within CRASH_WINDOW_S stop automatic restarts (no crash loop): the user is told
 # once, and `diffgem.restartWorker` starts it again.
 MAX_CRASHES = 3
@@ -53,6 +59,20 @@ class LocalWorker:
         self._ready.clear()
         self.error = None
         self._set_state("loading", "starting model worker")
+        self._proc = await asyncio.create_subprocess_exec(
+            *self.command(),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=16 << 20,  # drafts of long canvases are long lines
+        )
+        self.pid = self._proc.pid
+        log.info("worker started pid=%s", self.pid)
+        self._spawn(self._read_events(self._proc))
+        self._spawn(self._read_stderr(self._proc))
+
+    def command(self) -> list[str]:
+        """The worker's command line (this Python, so the worker is the same install as the server)."""
         s = self.settings
         cmd = [
             sys.executable,
@@ -65,17 +85,7 @@ class LocalWorker:
         ]
         if s.model_path:
             cmd += ["--model", s.model_path]
-        self._proc = await asyncio.create_subprocess_exec(
-            *cmd,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=16 << 20,  # drafts of long canvases are long lines
-        )
-        self.pid = self._proc.pid
-        log.info("worker started pid=%s", self.pid)
-        self._spawn(self._read_events(self._proc))
-        self._spawn(self._read_stderr(self._proc))
+        return cmd
 
     async def stop(self) -> None:
         self._stopping = True
@@ -90,6 +100,7 @@ class LocalWorker:
         try:
             await asyncio.wait_for(proc.wait(), 0.5)
         except TimeoutError:
+            log.debug("worker ignored SIGTERM for 0.5 s: killing it", exc_info=True)
             proc.kill()
             await proc.wait()
         self._fail_pending("model worker stopped")
@@ -169,7 +180,8 @@ class LocalWorker:
         try:
             self._send(message)
         except (BackendError, ConnectionError, RuntimeError):
-            pass
+            # Best effort (a cancel for a worker that is gone): the request fails on its own anyway.
+            log.debug("could not send %s", message.get("op"), exc_info=True)
 
     def _set_state(self, state: str, message: str) -> None:
         self.state = state
@@ -197,12 +209,32 @@ class LocalWorker:
             try:
                 message = P.decode(line)
             except P.ProtocolError as exc:
-                log.warning("worker sent a bad line: %s", exc)
+                version = P.version_of(line)
+                if version is not None and version != P.PROTOCOL_VERSION:
+                    self._incompatible(proc, version)
+                    break
+                log.warning("worker sent a bad line: %s", exc, exc_info=_debug())
                 continue
             self._on_event(message)
         code = await proc.wait()
         if proc is self._proc and not self._stopping:
             self._on_crash(code)
+
+    def _incompatible(self, proc: asyncio.subprocess.Process, version: object) -> None:
+        """A worker from another install: restarting would only repeat it, so stop it and say why."""
+        self.error = (
+            f"the model worker speaks protocol version {version!r} but this server speaks "
+            f"{P.PROTOCOL_VERSION}: diffgem-lsp and its model package come from different installs "
+            "(reinstall diffgem-lsp, then run diffgem.restartWorker)"
+        )
+        log.error("%s", self.error)
+        self._stopping = True  # its exit is not a crash: no automatic restart
+        self._proc = None
+        if proc.returncode is None:
+            proc.kill()
+        self._fail_pending(self.error)
+        self._set_state("error", self.error)
+        self._ready.set()
 
     def _on_event(self, message: dict[str, Any]) -> None:
         name = message.get("event")
@@ -229,9 +261,10 @@ class LocalWorker:
                 waiter = self._status_waiters.pop(0)
                 if not waiter.done():
                     waiter.set_result(message)
-        elif name == P.EV_HELLO:
-            if message.get("protocol") != P.PROTOCOL_VERSION:
-                log.error("worker speaks protocol %s", message.get("protocol"))
+        elif name == P.EV_HELLO and message.get("protocol") != P.PROTOCOL_VERSION:
+            proc = self._proc
+            if proc is not None:
+                self._incompatible(proc, message.get("protocol"))
 
     def _on_crash(self, code: int | None) -> None:
         now = time.monotonic()

@@ -1,6 +1,6 @@
-"""The handler table and the pure LSP conversions, without a server process or a model.
+"""The handler table, the session's error and log-level rules, and the pure LSP conversions.
 
-A rewrite's edits -> WorkspaceEdit (UTF-16 and UTF-8 clients, multi-line, several edits), applied back
+No server process and no model here. A rewrite's edits -> WorkspaceEdit (UTF-16 and UTF-8 clients, multi-line, several edits), applied back
 with the example client's `apply_edits`, must give the rewritten text.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 
 import pytest
 from lsprotocol import types
@@ -15,6 +16,7 @@ from lsprotocol import types
 from diffgem_lsp import canvas as C
 from diffgem_lsp import pipelines, results
 from diffgem_lsp.handlers import HANDLERS
+from diffgem_lsp.session import Session
 from diffgem_protocol import GenerationResult
 from examples.editor_client import apply_edits
 
@@ -103,3 +105,61 @@ def test_rewrite_action_carries_its_target_and_a_command_only_when_needed(with_c
     action = results.rewrite_action(data, with_command=with_command)
     assert action.kind == types.CodeActionKind.RefactorRewrite and action.edit is None
     assert (action.command is not None) == with_command
+
+
+class FakeClient:
+    """The transport side of a Session, recording what would go to the editor."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, object]] = []
+        self.shown: list[tuple[str, types.MessageType]] = []
+
+    workspace = None
+
+    def capabilities(self) -> None:
+        return None
+
+    def notify(self, method: str, params: object) -> None:
+        self.sent.append((method, params))
+
+    def show_message(self, message: str, kind: types.MessageType) -> None:
+        self.shown.append((message, kind))
+
+    async def apply_edit(self, edit: types.WorkspaceEdit, label: str) -> bool:
+        return True
+
+    def begin_progress(self, token: str, title: str, message: str) -> bool:
+        return True
+
+    def report_progress(self, token: str | int, message: str) -> None:
+        pass
+
+    def end_progress(self, token: str, message: str) -> None:
+        pass
+
+
+def test_a_backend_error_is_shown_once_and_every_state_goes_to_the_status_line():
+    client = FakeClient()
+    session = Session(client)  # type: ignore[arg-type]
+    for _ in range(3):
+        session._on_backend_state("error", "protocol version 99")
+    session._on_backend_state("error", "model not found")
+    assert [m for m, _ in client.shown] == [
+        "diffgem: protocol version 99",
+        "diffgem: model not found",
+    ]
+    assert all(kind == types.MessageType.Error for _, kind in client.shown)
+    assert [p["state"] for m, p in client.sent if m == "diffgem/status"] == ["error"] * 4
+
+
+@pytest.mark.parametrize("flag", [None, "debug"])
+def test_the_log_level_flag_wins_over_the_setting(flag):
+    logger = logging.getLogger("diffgem")
+    saved = logger.level
+    try:
+        logger.setLevel(logging.DEBUG)
+        session = Session(FakeClient(), log_level=flag)  # type: ignore[arg-type]
+        session.apply_settings({"logLevel": "error"})
+        assert logger.level == (logging.DEBUG if flag else logging.ERROR)
+    finally:
+        logger.setLevel(saved)

@@ -1,6 +1,7 @@
 """The worker protocol: round trips, version check, and a real worker answering over its pipes."""
 
 import ast
+import asyncio
 import json
 import subprocess
 import sys
@@ -9,6 +10,9 @@ from pathlib import Path
 import pytest
 
 import diffgem_protocol as P
+from diffgem_lsp.backends.base import BackendError
+from diffgem_lsp.backends.local import LocalWorker
+from diffgem_lsp.settings import Settings
 
 
 def run_worker(model: str, lines: list[bytes]) -> tuple[subprocess.CompletedProcess, list[dict]]:
@@ -169,3 +173,26 @@ def test_the_import_graph_has_no_cycle():
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
+
+
+class OtherInstallWorker(LocalWorker):
+    """A "worker" from another install: it says hello in protocol version 99, then waits."""
+
+    def command(self) -> list[str]:
+        hello = json.dumps({"v": 99, "event": "hello", "pid": 0, "protocol": 99})
+        return [sys.executable, "-c", f"import time; print({hello!r}, flush=True); time.sleep(60)"]
+
+
+async def test_a_protocol_mismatch_restarts_nothing_and_says_why_once():
+    states: list[tuple[str, str]] = []
+    backend = OtherInstallWorker(Settings(), on_state=lambda s, m: states.append((s, m)))
+    await backend.start()
+    with pytest.raises(BackendError, match="protocol version 99"):
+        await backend.wait_ready(timeout=60)
+    with pytest.raises(BackendError, match="protocol version 99"):  # asking again starts nothing
+        await backend.generate(P.GenerateParams("x = ", "\n"))
+    assert [s for s, _ in states] == ["loading", "error"], states  # one error, no restart
+    assert "reinstall" in states[-1][1]
+    await asyncio.sleep(0.2)  # the killed process's exit is not taken for a crash
+    assert backend.state == "error" and backend._proc is None and not backend._crashes
+    await backend.stop()

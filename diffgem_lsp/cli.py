@@ -12,13 +12,15 @@ import logging
 import sys
 
 from . import __version__
+from .isolation import open_private
 
 log = logging.getLogger("diffgem.cli")
 
 
 def _configure_logging(log_file: str | None, level: str) -> None:
     handler: logging.Handler = (
-        logging.FileHandler(log_file, encoding="utf-8")
+        # Created 0600: the log holds the user's code (isolation.open_private).
+        logging.StreamHandler(open(open_private(log_file), "a", encoding="utf-8", buffering=1))
         if log_file
         else logging.StreamHandler(sys.stderr)
     )
@@ -60,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT instead of stdio"
     )
+    parser.add_argument(
+        "--token-file",
+        help="with --tcp: a file holding the token clients must send as initializationOptions.token "
+        "(or set DIFFGEM_LSP_TOKEN)",
+    )
     parser.add_argument("--log-file", help="write the log here instead of stderr")
     parser.add_argument(
         "--log-level",
@@ -78,11 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     from .server import create_server
 
     server = create_server(log_level=args.log_level)
-    if args.tcp is not None:
-        server.start_tcp("127.0.0.1", args.tcp)
-    else:
-        server.start_io()
-    return 0
+    from .transport import run_server
+
+    return run_server(server, args.tcp, args.token_file)
 
 
 if __name__ == "__main__":

@@ -261,3 +261,26 @@ async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, te
     except ConnectionError:
         pass
     writer.close()
+
+
+def read_token(token_file: str | None) -> str | None:
+    """The TCP token: DIFFGEM_LSP_TOKEN, or the first line of `token_file`; None when neither is set."""
+    token = os.environ.get("DIFFGEM_LSP_TOKEN")
+    if token_file:
+        with open(token_file, encoding="utf-8") as handle:
+            token = handle.readline().strip()
+    return token or None
+
+
+def run_server(server: Any, tcp_port: int | None, token_file: str | None = None) -> int:
+    """Serve `server` (a DiffgemServer) over stdio or TCP; the process's exit code."""
+    protocol = server.protocol
+    assert isinstance(protocol, DiffgemProtocol), type(protocol)
+
+    async def close() -> None:  # exit, EOF or a signal: no request or worker outlives the server
+        server.session.cancel_all()
+        await server.session.backend.stop()
+
+    if tcp_port is None:
+        return serve_stdio(protocol, close)
+    return serve_tcp(protocol, "127.0.0.1", tcp_port, read_token(token_file), close)

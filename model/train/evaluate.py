@@ -1,49 +1,43 @@
-"""Evaluate an infill checkpoint on held-out files: exact match, spliced-file parse rate, doctest pass rate, latency.
+"""Evaluate an infill checkpoint on the validation or test split: exact match, edit similarity, parses, empty, doctests.
 
-Holes are cut the way the editor asks (rest of line at a token boundary, a whole statement block via tree-sitter);
-baselines: an empty hole and "repeat the previous line". Decodes with the project's Engine (the LSP's own path).
-Writes a JSON and a markdown table. No training logic here.
+Boundary: decodes with the project's own Engine (the LSP's path) on holes from holes.py and writes JSON +
+markdown; builds the corpus first when it is missing (sources.py + corpus.py). No training logic here.
+Modes: the shipped sampler; `--oracle-length` (EOS pinned right after the true middle, Dream-Coder's
+"true length" setting, arXiv:2509.01142); `--candidates K` (candidates.py: K canvases, re-ranked).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
-import random
+import shutil
 import statistics
-import subprocess
-import sys
-import textwrap
 import time
-from dataclasses import dataclass
+from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
 import torch
-from tree_sitter_language_pack import get_parser
 
 from .corpus import DATA, load
+from .holes import Hole, build_holes, edit_similarity, parses, run_doctest
 
-PARSER = get_parser("python")
-
-
-@dataclass(frozen=True)
-class Hole:
-    kind: str  # "single_line" | "multi_line" | "doctest"
-    prefix: str
-    suffix: str
-    middle: str
-    origin: str
-    test: str = ""  # doctest kind: the function source with a {fill} placeholder
+EMBEDDED = Path(__file__).resolve().parent.parent / "embedded"
 
 
-def parses(source: str) -> bool:
-    """The spliced file compiles. `ast`, not tree-sitter: tree-sitter accepts an empty block without an error node."""
-    try:
-        ast.parse(source)
-    except (SyntaxError, ValueError):
-        return False
-    return True
+def ensure_corpus() -> None:
+    """A fresh clone has no model/data: fetch the locked sources and build the corpus (a few minutes)."""
+    if (DATA / "corpus.jsonl").exists():
+        return
+    missing = [tool for tool in ("npm", "apt-get", "dpkg-deb") if shutil.which(tool) is None]
+    print(
+        f"model/data/corpus.jsonl missing: building it (pip, npm, apt-get download){'; without ' + ', '.join(missing) + ' those languages are skipped' if missing else ''}"
+    )
+    from . import corpus, sources
+
+    lock = json.loads(sources.LOCK.read_text()) if sources.LOCK.exists() else {}
+    sources.fetch(DATA / "src", lock)
+    corpus.build(DATA)
 
 
 def previous_line_guess(prefix: str, n_lines: int) -> str:
@@ -53,189 +47,193 @@ def previous_line_guess(prefix: str, n_lines: int) -> str:
     above = lines[-1 - n_lines : -1] if len(lines) > n_lines else []
     if not above:
         return ""
-    guess = [above[0][col:]] + above[1:]
-    return "\n".join(guess)
-
-
-def single_line_holes(text: str, origin: str, tok, rng: random.Random, canvas: int, k: int) -> list[Hole]:
-    """Rest of line from a token boundary on a non-blank line (the middle never holds the newline)."""
-    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-    starts = sorted({a for a, _ in enc.offset_mapping})
-    lines = [i for i, line in enumerate(text.split("\n")) if line.strip() and not line.strip().startswith("#")]
-    line_starts = [0]
-    for line in text.split("\n"):
-        line_starts.append(line_starts[-1] + len(line) + 1)
-    holes = []
-    for i in rng.sample(lines, min(len(lines), k * 3)):
-        a, b = line_starts[i], line_starts[i + 1] - 1
-        content = a + len(text[a:b]) - len(text[a:b].lstrip())
-        cuts = [s for s in starts if content <= s < b]
-        if not cuts:
-            continue
-        cut = content if rng.random() < 0.4 else rng.choice(cuts)
-        middle = text[cut:b]
-        if not middle.strip() or len(tok(middle, add_special_tokens=False).input_ids) > canvas - 1:
-            continue
-        holes.append(Hole("single_line", text[:cut], text[b:], middle, origin))
-        if len(holes) == k:
-            break
-    return holes
-
-
-def _walk(node):
-    yield node
-    for child in node.children:
-        yield from _walk(child)
-
-
-def multi_line_holes(text: str, origin: str, tok, rng: random.Random, canvas: int, k: int) -> list[Hole]:
-    """A statement block (function/loop/if body) of 2+ lines that fits the canvas, cut after its indentation."""
-    data = text.encode()
-    tree = PARSER.parse(data)
-    blocks = [n for n in _walk(tree.root_node) if n.type == "block" and n.end_point[0] > n.start_point[0]]
-    rng.shuffle(blocks)
-    holes = []
-    for n in blocks:
-        middle = data[n.start_byte : n.end_byte].decode()
-        if len(tok(middle, add_special_tokens=False).input_ids) > canvas - 1:
-            continue
-        holes.append(Hole("multi_line", data[: n.start_byte].decode(), data[n.end_byte :].decode(), middle, origin))
-        if len(holes) == k:
-            break
-    return holes
-
-
-def doctest_holes(text: str, origin: str, tok, rng: random.Random, canvas: int) -> list[Hole]:
-    """Top-level functions whose doctests pass on their own; the hole is one line of their body."""
-    data = text.encode()
-    holes = []
-    for n in PARSER.parse(data).root_node.children:
-        fn = n if n.type == "function_definition" else None
-        if fn is None or ">>>" not in data[fn.start_byte : fn.end_byte].decode():
-            continue
-        src = data[fn.start_byte : fn.end_byte].decode()
-        body = [n for n in _walk(fn) if n.type in ("return_statement", "expression_statement", "assignment")
-                and n.start_point[0] > fn.start_point[0] and n.type != "string"]
-        body = [n for n in body if not data[n.start_byte : n.end_byte].startswith((b'"', b"'"))]
-        if not body:
-            continue
-        stmt = rng.choice(body)
-        a, b = stmt.start_byte - fn.start_byte, stmt.end_byte - fn.start_byte
-        line_end = src.encode().find(b"\n", b)
-        b = len(src.encode()) if line_end < 0 else line_end
-        raw = src.encode()
-        middle = raw[a:b].decode()
-        if "\n" in middle or len(tok(middle, add_special_tokens=False).input_ids) > canvas - 1:
-            continue
-        template = raw[:a].decode().replace("{", "{{").replace("}", "}}") + "{fill}" + raw[b:].decode().replace("{", "{{").replace("}", "}}")
-        if not run_doctest(template.format(fill=middle)) or run_doctest(template.format(fill="")):
-            continue
-        prefix_in_file = data[: fn.start_byte + a].decode()
-        suffix_in_file = data[fn.start_byte + b :].decode()
-        holes.append(Hole("doctest", prefix_in_file, suffix_in_file, middle, origin, template))
-    return holes
-
-
-def run_doctest(function_source: str, timeout: float = 5.0) -> bool:
-    """Define the function alone in a fresh interpreter and run its doctests."""
-    script = (
-        "import doctest, sys\nns = {}\nexec(compile(sys.stdin.read(), 'hole', 'exec'), ns)\n"
-        "fn = [v for k, v in ns.items() if callable(v) and not k.startswith('__')][0]\n"
-        "r = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)\n"
-        "for t in doctest.DocTestFinder().find(fn, globs=ns): r.run(t, out=lambda s: None)\n"
-        "sys.exit(0 if r.failures == 0 and r.tries > 0 else 1)\n"
-    )
-    try:
-        proc = subprocess.run([sys.executable, "-c", script], input=textwrap.dedent(function_source), text=True,
-                              capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return False
-    return proc.returncode == 0
-
-
-def build_holes(tok, canvas: int, n_files: int, per_file: int, seed: int = 0) -> list[Hole]:
-    rng = random.Random(seed)
-    records = load("held_out")
-    rng.shuffle(records)
-    holes: list[Hole] = []
-    for r in records:
-        if not r["origin"].endswith(".py"):
-            continue
-        holes += doctest_holes(r["text"], r["origin"], tok, rng, canvas) if ">>>" in r["text"] else []
-    for r in records[:n_files]:
-        holes += single_line_holes(r["text"], r["origin"], tok, rng, canvas, per_file)
-        holes += multi_line_holes(r["text"], r["origin"], tok, rng, canvas, max(1, per_file // 2))
-    return holes
+    return "\n".join([above[0][col:]] + above[1:])
 
 
 def same(a: str, b: str) -> bool:
     return a.rstrip() == b.rstrip()
 
 
+def group_key(h: Hole) -> str:
+    return f"{h.language}/{h.kind}/{h.position}"
+
+
 def score(holes: list[Hole], preds: list[str], latencies: list[float] | None = None) -> dict:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, h in enumerate(holes):
+        groups[group_key(h)].append(i)
     out = {}
-    for kind in ("single_line", "multi_line", "doctest"):
-        idx = [i for i, h in enumerate(holes) if h.kind == kind]
-        if not idx:
-            continue
+    for key, idx in sorted(groups.items()):
+        n = len(idx)
         row = {
-            "n": len(idx),
-            "exact_match": sum(same(preds[i], holes[i].middle) for i in idx) / len(idx),
-            "parses": sum(parses(holes[i].prefix + preds[i] + holes[i].suffix) for i in idx) / len(idx),
-            "empty": sum(not preds[i].strip() for i in idx) / len(idx),
+            "n": n,
+            "exact_match": sum(same(preds[i], holes[i].middle) for i in idx) / n,
+            "edit_similarity": sum(
+                edit_similarity(preds[i].rstrip(), holes[i].middle.rstrip()) for i in idx
+            )
+            / n,
+            "parses": sum(
+                parses(holes[i].prefix + preds[i] + holes[i].suffix, holes[i].language) for i in idx
+            )
+            / n,
+            "empty": sum(not preds[i].strip() for i in idx) / n,
         }
-        if kind == "doctest":
-            row["pass"] = sum(run_doctest(holes[i].test.format(fill=preds[i])) for i in idx) / len(idx)
+        if key.endswith("/doctest/statement"):
+            row["pass"] = sum(run_doctest(holes[i].test.format(fill=preds[i])) for i in idx) / n
         if latencies:
             row["latency_ms_median"] = statistics.median(latencies[i] for i in idx)
-        out[kind] = row
+        out[key] = row
     return out
 
 
-def decode_all(path: Path, holes: list[Hole], steps: int, threads: int, **sampler) -> tuple[list[str], list[float], list[dict]]:
-    torch.set_num_threads(threads)
-    from ..engine import Engine
+def _splices(hole: Hole, fill: str) -> bool:
+    return parses(hole.prefix + cut_fill(fill, hole) + hole.suffix, hole.language)
 
-    eng = Engine.load(path, device="cpu")
+
+def cut_fill(text: str, hole: Hole) -> str:
+    """The LSP's own post-processing for single-line requests: keep the first line."""
+    return text.split("\n")[0] if hole.kind in ("single_line", "doctest") else text
+
+
+def decode_all(
+    path: Path,
+    holes: list[Hole],
+    steps: int,
+    threads: int,
+    oracle: bool = False,
+    candidates: int = 0,
+    **sampler,
+) -> tuple[list[str], list[float], list[dict]]:
+    torch.set_num_threads(threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    from ..engine import Engine, GenerateParams
+    from ..sampler import SamplerSettings, denoise
+
+    eng = Engine.load(path, device=device)
+    settings = SamplerSettings(max_steps=steps, **sampler)
     eng.infill("def f(x):\n    return ", "\n", steps=steps, seed=0, **sampler)  # warm-up
     preds, lat, extra = [], [], []
     for h in holes:
-        # The editor never sends a middle longer than one canvas for these holes; cut the fill at the hole's kind:
-        # a single-line hole keeps only the first line (the LSP's post-processing does the same).
         t0 = time.perf_counter()
-        r = eng.infill(h.prefix, h.suffix, steps=steps, seed=0, **sampler)
+        if oracle:
+            # True-length oracle: the canvas is cut to the real middle's length by pinning EOS after it.
+            prompt = eng.build_prompt(GenerateParams(prefix=h.prefix, suffix=h.suffix))
+            cache, _ = eng.prompt_cache.encode(prompt.ids)
+            length = len(
+                eng.tokenizer(prompt.healed + h.middle, add_special_tokens=False).input_ids
+            )
+            pinned = {
+                p: eng.eos_ids[0]
+                for p in range(min(length, eng.canvas_length - 1), eng.canvas_length)
+            }
+            result = denoise(
+                eng.model,
+                cache,
+                canvas_length=eng.canvas_length,
+                settings=settings,
+                generator=torch.Generator(device=device).manual_seed(0),
+                pinned=pinned,
+                eos_ids=eng.eos_ids,
+            )
+            text = eng._heal(eng._decode(eng._until_eos(result.canvas)[0]), prompt.healed)
+            info = {"forwards": result.forwards}
+        elif candidates:
+            from ..candidates import best_of
+
+            pick = best_of(
+                eng,
+                h.prefix,
+                h.suffix,
+                k=candidates,
+                settings=settings,
+                accept=partial(_splices, h),
+            )
+            text, info = pick.text, {"forwards": pick.forwards, "chosen": pick.index}
+        else:
+            r = eng.infill(h.prefix, h.suffix, steps=steps, seed=0, **sampler)
+            text, info = r.text, {"forwards": r.forwards}
         lat.append((time.perf_counter() - t0) * 1000)
-        text = r.text.split("\n")[0] if h.kind in ("single_line", "doctest") else r.text
-        preds.append(text)
-        extra.append({"encode_ms": r.encode_ms, "denoise_ms": r.denoise_ms, "forwards": r.forwards})
+        preds.append(cut_fill(text, h))
+        extra.append(info)
     return preds, lat, extra
 
 
 def markdown(results: dict) -> str:
-    lines = ["| system | hole | n | exact match | spliced file parses | empty | doctest pass | median latency (ms) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| system | language / kind / cursor | n | exact match | edit sim. | parses | empty | doctest pass | p50 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for system, rows in results["systems"].items():
-        for kind, r in rows.items():
+        for key, r in rows.items():
             passed = f"{r['pass']:.1%}" if "pass" in r else "-"
             latency = f"{r['latency_ms_median']:.0f}" if "latency_ms_median" in r else "-"
-            lines.append(f"| {system} | {kind} | {r['n']} | {r['exact_match']:.1%} | {r['parses']:.1%} | "
-                         f"{r['empty']:.1%} | {passed} | {latency} |")
+            lines.append(
+                f"| {system} | {key} | {r['n']} | {r['exact_match']:.1%} | {r['edit_similarity']:.2f} | "
+                f"{r['parses']:.1%} | {r['empty']:.1%} | {passed} | {latency} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", type=Path, default=Path(__file__).resolve().parent.parent / "embedded")
-    p.add_argument("--files", type=int, default=60)
-    p.add_argument("--per-file", type=int, default=4)
-    p.add_argument("--steps", type=int, default=None, help="default: the checkpoint's max_denoising_steps, else 16")
+    p.add_argument("--checkpoint", type=Path, default=EMBEDDED)
+    p.add_argument("--split", default="test", choices=("validation", "test"))
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply the per-language hole quotas (holes.QUOTAS)",
+    )
+    p.add_argument("--languages", default="", help="comma list to keep (default: all in the split)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="default: the checkpoint's max_denoising_steps, else 16",
+    )
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rule", default="confidence", help="sampler commit rule: confidence (the LSP's default) | entropy")
-    p.add_argument("--t-max", type=float, default=None, help="default: the checkpoint's generation_config t_max")
-    p.add_argument("--t-min", type=float, default=None, help="default: the checkpoint's generation_config t_min")
-    p.add_argument("--limit", type=int, default=0, help="evaluate at most N holes (quick look)")
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "runs" / "eval")
+    p.add_argument(
+        "--rule",
+        default="confidence",
+        help="sampler commit rule: confidence (the LSP's default) | entropy",
+    )
+    p.add_argument(
+        "--t-max",
+        type=float,
+        default=None,
+        help="default: the checkpoint's generation_config t_max",
+    )
+    p.add_argument(
+        "--t-min",
+        type=float,
+        default=None,
+        help="default: the checkpoint's generation_config t_min",
+    )
+    p.add_argument(
+        "--oracle-length", action="store_true", help="pin EOS right after the true middle's length"
+    )
+    p.add_argument(
+        "--candidates", type=int, default=0, help="K candidates in one batched pass, re-ranked"
+    )
+    p.add_argument(
+        "--kinds", default="", help="comma list of kinds to keep (single_line,multi_line,doctest)"
+    )
+    p.add_argument("--out", type=Path, default=None, help="default: model/runs/eval/<split>")
+    p.add_argument(
+        "--save-holes", type=Path, help="write the holes as JSON lines and stop (for a GPU machine)"
+    )
+    p.add_argument(
+        "--holes", type=Path, help="read holes saved with --save-holes (no corpus, no tree-sitter)"
+    )
+    p.add_argument(
+        "--no-score", action="store_true", help="decode only: write samples.jsonl, score later"
+    )
+    p.add_argument(
+        "--preds", type=Path, help="score the predictions in this samples.jsonl (no decoding)"
+    )
     args = p.parse_args()
+    if not args.holes:
+        ensure_corpus()
 
     from transformers import AutoTokenizer
 
@@ -247,32 +245,103 @@ def main() -> None:
     args.steps = args.steps or gen.get("max_denoising_steps") or 16
     args.t_max = args.t_max if args.t_max is not None else gen.get("t_max")
     args.t_min = args.t_min if args.t_min is not None else gen.get("t_min")
-    holes = build_holes(tok, canvas, args.files, args.per_file)
-    if args.limit:
-        holes = holes[: args.limit] if not any(h.kind == "doctest" for h in holes) else (
-            [h for h in holes if h.kind == "doctest"] + [h for h in holes if h.kind != "doctest"])[: args.limit]
-    print({k: sum(h.kind == k for h in holes) for k in ("single_line", "multi_line", "doctest")})
-    sampler = {k: v for k, v in (("rule", args.rule), ("t_max", args.t_max), ("t_min", args.t_min)) if v is not None}
-    preds, lat, extra = decode_all(args.checkpoint, holes, args.steps, args.threads, **sampler)
-    baselines = {
-        "empty hole": [""] * len(holes),
-        "repeat previous line": [previous_line_guess(h.prefix, max(1, h.middle.count("\n") + 1)) for h in holes],
+    if args.holes:
+        holes = [Hole(**json.loads(line)) for line in args.holes.read_text().splitlines()]
+    else:
+        records = load(args.split)
+        if args.languages:
+            records = [r for r in records if r["language"] in args.languages.split(",")]
+        holes = build_holes(records, tok, canvas, seed=0, scale=args.scale)
+    if args.save_holes:
+        args.save_holes.write_text("".join(json.dumps(vars(h)) + "\n" for h in holes))
+        print(f"saved {len(holes)} holes to {args.save_holes}")
+        return
+    if args.kinds:
+        holes = [h for h in holes if h.kind in args.kinds.split(",")]
+    print(
+        f"{args.split}: {len(records)} files, {len(holes)} holes",
+        dict(
+            sorted(
+                defaultdict(
+                    int, {k: sum(group_key(h) == k for h in holes) for k in map(group_key, holes)}
+                ).items()
+            )
+        ),
+    )
+    sampler = {
+        k: v
+        for k, v in (("rule", args.rule), ("t_max", args.t_max), ("t_min", args.t_min))
+        if v is not None
     }
+    if args.preds:
+        saved = [json.loads(line) for line in args.preds.read_text().splitlines()]
+        assert [s["truth"] for s in saved] == [h.middle for h in holes], (
+            "predictions do not match these holes"
+        )
+        preds, lat, extra = (
+            [s["pred"] for s in saved],
+            [s.get("ms", 0.0) for s in saved],
+            [{"forwards": s.get("forwards", 0)} for s in saved],
+        )
+    else:
+        preds, lat, extra = decode_all(
+            args.checkpoint,
+            holes,
+            args.steps,
+            args.threads,
+            args.oracle_length,
+            args.candidates,
+            **sampler,
+        )
+    out = args.out or Path(__file__).resolve().parent.parent / "runs" / "eval" / args.split
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "samples.jsonl", "w") as f:
+        for h, pr, ms, e in zip(holes, preds, lat, extra, strict=True):
+            f.write(
+                json.dumps(
+                    {
+                        "key": group_key(h),
+                        "origin": h.origin,
+                        "truth": h.middle,
+                        "pred": pr,
+                        "ms": ms,
+                        "forwards": e["forwards"],
+                    }
+                )
+                + "\n"
+            )
+    if args.no_score:
+        print(f"decoded {len(holes)} holes into {out / 'samples.jsonl'}")
+        return
+    system = (
+        "oracle length"
+        if args.oracle_length
+        else f"best of {args.candidates}"
+        if args.candidates
+        else "model"
+    )
+    systems = {system: score(holes, preds, lat)}
+    if not args.oracle_length and not args.candidates:
+        systems["empty hole"] = score(holes, [""] * len(holes))
+        systems["repeat previous line"] = score(
+            holes, [previous_line_guess(h.prefix, max(1, h.middle.count("\n") + 1)) for h in holes]
+        )
     results = {
-        "checkpoint": str(args.checkpoint), "steps": args.steps, "sampler": sampler, "threads": args.threads,
-        "systems": {"model": score(holes, preds, lat), **{k: score(holes, v) for k, v in baselines.items()}},
-        "denoise_ms_median": statistics.median(e["denoise_ms"] for e in extra),
-        "encode_ms_median": statistics.median(e["encode_ms"] for e in extra),
-        "forwards_mean": statistics.mean(e["forwards"] for e in extra),
+        "checkpoint": str(args.checkpoint),
+        "split": args.split,
+        "steps": args.steps,
+        "sampler": sampler,
+        "threads": args.threads,
+        "mode": system,
+        "holes": len(holes),
+        "systems": systems,
+        "forwards_mean": statistics.mean(e["forwards"] for e in extra) if extra else 0,
+        "latency_ms_median": statistics.median(lat) if lat else 0,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "eval.json").write_text(json.dumps(results, indent=2))
-    (args.out / "eval.md").write_text(markdown(results))
-    with open(args.out / "samples.jsonl", "w") as f:
-        for h, pr in zip(holes, preds):
-            f.write(json.dumps({"kind": h.kind, "origin": h.origin, "truth": h.middle, "pred": pr}) + "\n")
+    (out / "eval.json").write_text(json.dumps(results, indent=2))
+    (out / "eval.md").write_text(markdown(results))
     print(markdown(results))
-    print({k: results[k] for k in ("denoise_ms_median", "encode_ms_median", "forwards_mean")})
+    print({k: results[k] for k in ("forwards_mean", "latency_ms_median")})
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast bench eval nvim check editors-deps clean-venv test-tf-oldest
+.PHONY: demo test test-fast bench eval train-bench nvim check editors-deps clean-venv test-tf-oldest
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,13 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 
+# Builds model/data (PyPI/npm/Debian sources at the locked versions) on first use; test split, shipped sampler.
 eval: $(STAMP)
-	$(PY) -m diffgem_model.train.evaluate
+	$(PY) -m diffgem_model.train.evaluate --split test
+
+# Training tokens/s and MFU for the shipped shape (a smoke figure on CPU; the real one on a GPU).
+train-bench: $(STAMP)
+	$(PY) -m diffgem_model.train.bench
 
 nvim: $(STAMP)
 	bash scripts/nvim.sh $(FILE)

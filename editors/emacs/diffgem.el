@@ -25,6 +25,18 @@
 (require 'cl-lib)
 (require 'subr-x)
 
+;; `emacs -Q' skips package activation and drops site-lisp, so eglot/lsp-mode installed as packages
+;; (from ELPA, or Debian's elpa-eglot / elpa-lsp-mode in /usr/share/emacs/site-lisp/elpa) are not on
+;; `load-path' and `eglot-ensure' is void (Emacs 29+ has eglot built in).  Activate the installed
+;; packages then, as Emacs does before init.el (`package-activate-all', Emacs 27+).
+(unless (or (locate-library "eglot") (locate-library "lsp-mode"))
+  (require 'package)
+  (let ((system (expand-file-name "../../site-lisp/elpa" data-directory)))
+    (when (file-directory-p system)
+      (add-to-list 'package-directory-list system t)))
+  (when (fboundp 'package-activate-all)
+    (package-activate-all)))
+
 (defgroup diffgem nil
   "Code completions from a diffusion model (diffgem-lsp)."
   :group 'tools
@@ -62,6 +74,8 @@ and the default."
   "Major modes for which eglot starts diffgem-lsp."
   :type '(repeat symbol))
 
+(defvar eglot-server-programs)
+
 (defvar diffgem-status nil
   "Last worker state from the server's diffgem/status notification.
 A plist (:state :message :model).")
@@ -81,6 +95,37 @@ Signal a `user-error' saying why when there is none."
       (user-error "diffgem: server %s not found or not executable; set `diffgem-server-path' or install diffgem-lsp"
                   (or path "diffgem-lsp")))
     (cons path diffgem-server-args)))
+
+(defun diffgem-server-problem ()
+  "Why diffgem-lsp cannot start, as one sentence; nil when it can."
+  (condition-case err
+      (progn (diffgem-server-command) nil)
+    (user-error (error-message-string err))))
+
+(defvar diffgem--reported-problem nil
+  "The server problem already shown, so that each buffer does not repeat it.")
+
+(defun diffgem-eglot-ensure ()
+  "Start eglot with diffgem in this buffer, like `eglot-ensure'.
+When the server cannot be found, say so once in the echo area
+instead: `eglot-ensure' would fail later inside `post-command-hook',
+where Emacs prints the error wrapped in the hook's byte-code."
+  (let ((problem (diffgem-server-problem)))
+    (cond
+     ((null problem) (eglot-ensure))
+     ((not (equal problem diffgem--reported-problem))
+      (setq diffgem--reported-problem problem)
+      (message "%s" problem)))))
+
+(defun diffgem-lsp-deferred ()
+  "Start lsp-mode in this buffer, like `lsp-deferred'.
+When diffgem-lsp cannot be found, also say so once: lsp-mode would
+start the other servers and leave diffgem out silently."
+  (let ((problem (diffgem-server-problem)))
+    (when (and problem (not (equal problem diffgem--reported-problem)))
+      (setq diffgem--reported-problem problem)
+      (message "%s" problem))
+    (lsp-deferred)))
 
 (defun diffgem--initialization-options ()
   (or diffgem-settings (make-hash-table)))
@@ -161,11 +206,19 @@ Only lsp-mode 9.0 and newer have `lsp-inline-completion-mode'."
 
 ;;; Commands
 
+(defconst diffgem-rewrite-fallback-reason "the model kept the selection as it is"
+  "Shown when a resolved rewrite has neither an edit nor a reason.")
+
+(defun diffgem-rewrite-outcome (resolved-disabled-reason)
+  "The message for a rewrite without an edit, in the same words as every editor.
+RESOLVED-DISABLED-REASON is the server's `disabled.reason'."
+  (format "diffgem: %s" (or resolved-disabled-reason diffgem-rewrite-fallback-reason)))
+
 (declare-function eglot-current-server "eglot")
 (declare-function eglot-execute-command "eglot")
-(declare-function eglot-code-actions "eglot")
+(declare-function eglot-ensure "eglot")
+(declare-function lsp-deferred "lsp-mode")
 (declare-function lsp-send-execute-command "lsp-mode")
-(declare-function lsp-execute-code-action-by-kind "lsp-mode")
 
 (defun diffgem--execute (command)
   (cond
@@ -189,13 +242,93 @@ Only lsp-mode 9.0 and newer have `lsp-inline-completion-mode'."
   (diffgem--execute 'diffgem.restartWorker)
   (message "diffgem: worker restarted"))
 
+(declare-function eglot--TextDocumentIdentifier "eglot")
+(declare-function eglot--pos-to-lsp-position "eglot")
+(declare-function eglot--apply-workspace-edit "eglot")
+(declare-function jsonrpc-async-request "jsonrpc")
+(declare-function lsp-request-async "lsp-mode")
+(declare-function lsp--text-document-identifier "lsp-mode")
+(declare-function lsp--region-to-range "lsp-mode")
+(declare-function lsp--apply-workspace-edit "lsp-mode")
+
+(defun diffgem--rewrite-eglot (beg end)
+  "List \"Rewrite selection\" on BEG..END, resolve it and apply its edit (eglot).
+eglot 1.9 has no codeAction/resolve: run as a code action it would get
+the server's apply command.  Resolving here gives the server's edit or
+its reason for keeping the text, in the same words as other editors."
+  (let ((server (eglot-current-server))
+        (buffer (current-buffer)))
+    (jsonrpc-async-request
+     server :textDocument/codeAction
+     (list :textDocument (eglot--TextDocumentIdentifier)
+           :range (list :start (eglot--pos-to-lsp-position beg)
+                        :end (eglot--pos-to-lsp-position end))
+           :context (list :diagnostics [] :only ["refactor.rewrite"]))
+     :success-fn
+     (lambda (actions)
+       (let ((action (cl-find "Rewrite selection" actions
+                              :key (lambda (a) (plist-get a :title)) :test #'equal)))
+         (if (not action)
+             (message "diffgem: nothing to rewrite here")
+           (message "diffgem: rewriting...")
+           (jsonrpc-async-request
+            server :codeAction/resolve action
+            :success-fn
+            (lambda (resolved)
+              (let ((edit (plist-get resolved :edit)))
+                (if edit
+                    (with-current-buffer buffer (eglot--apply-workspace-edit edit))
+                  (message "%s" (diffgem-rewrite-outcome
+                                 (plist-get (plist-get resolved :disabled) :reason))))))
+            :error-fn
+            (lambda (err)
+              (message "diffgem: rewrite failed: %s" (plist-get err :message)))
+            :timeout-fn #'ignore
+            :timeout 300))))
+     :error-fn (lambda (err) (message "diffgem: rewrite failed: %s" (plist-get err :message))))))
+
+(defun diffgem--rewrite-lsp-mode (beg end)
+  "The same as `diffgem--rewrite-eglot' through lsp-mode.
+lsp-mode 8.0 resolves the action but shows nothing for a resolved
+action without an edit."
+  (let ((buffer (current-buffer)))
+    (lsp-request-async
+     "textDocument/codeAction"
+     (list :textDocument (lsp--text-document-identifier)
+           :range (lsp--region-to-range beg end)
+           :context (list :diagnostics [] :only ["refactor.rewrite"]))
+     (lambda (actions)
+       (let ((action (cl-find "Rewrite selection" (append actions nil)
+                              :key (lambda (a) (gethash "title" a)) :test #'equal)))
+         (if (not action)
+             (message "diffgem: nothing to rewrite here")
+           (message "diffgem: rewriting...")
+           (with-current-buffer buffer
+             (lsp-request-async
+              "codeAction/resolve" action
+              (lambda (resolved)
+                (let ((edit (gethash "edit" resolved)))
+                  (if edit
+                      (with-current-buffer buffer (lsp--apply-workspace-edit edit))
+                    (let ((disabled (gethash "disabled" resolved)))
+                      (message "%s" (diffgem-rewrite-outcome
+                                     (and disabled (gethash "reason" disabled))))))))
+              :error-handler
+              (lambda (err) (message "diffgem: rewrite failed: %s" (gethash "message" err)))
+              :mode 'detached)))))
+     :error-handler
+     (lambda (err) (message "diffgem: rewrite failed: %s" (gethash "message" err)))
+     :mode 'detached)))
+
 (defun diffgem-rewrite-region (beg end)
-  "Run \"Rewrite selection\" on the region BEG..END and apply the model's edit."
+  "Run \"Rewrite selection\" on the region BEG..END and apply the model's edit.
+When the model keeps the text (or its rewrite is dropped), the echo
+area says which, with the same words as the other editors."
   (interactive "r")
   (cond
    ((and (fboundp 'eglot-current-server) (eglot-current-server))
-    (eglot-code-actions beg end "refactor.rewrite" t))
-   ((bound-and-true-p lsp-mode) (lsp-execute-code-action-by-kind "refactor.rewrite"))
+    (diffgem--rewrite-eglot beg end))
+   ((bound-and-true-p lsp-mode) (diffgem--rewrite-lsp-mode beg end))
    (t (user-error "diffgem: no language server in this buffer"))))
 
 (provide 'diffgem)

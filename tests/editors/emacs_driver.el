@@ -72,9 +72,12 @@
                                                      (cons "has_command" (and (plist-get a :command) t))))
                                    (eglot-code-actions beg end "refactor.rewrite"))))
       (diffgem-rewrite-region beg end)
+      ;; "diffgem: rewriting..." comes first; wait for the edit or the outcome.
       (driver-wait (lambda () (or (/= tick (buffer-chars-modified-tick))
-                                  (> (length driver-messages) seen)))
-                   60)
+                                  (cl-some (lambda (m) (or (string-prefix-p "diffgem: the model" m)
+                                                           (string-prefix-p "diffgem: rewrite failed" m)))
+                                           (nthcdr 0 (butlast driver-messages seen)))))
+                   120)
       (driver-wait (lambda () nil) 0.3)
       (driver-put "after_rewrite" (buffer-string)))
     ;; eglot 1.9 waits only 1.5 s for the shutdown response; the server stops its worker first.

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import EDITORS, REPO, TEST_SETTINGS, FilledHole, clean_env, server_path
+from .conftest import (
+    EDITORS,
+    OUTCOME_PREFIX,
+    REPO,
+    REWRITE_OUTCOMES,
+    TEST_SETTINGS,
+    FilledHole,
+    clean_env,
+    server_path,
+)
 
 pytestmark = pytest.mark.editor
 
@@ -57,6 +66,9 @@ def run_emacs(
     hole: FilledHole | None = None,
     timeout: float = 180,
     driver: Path = DRIVER,
+    quick: bool = False,
+    snippet: str = "",
+    extra_files: tuple[str, ...] = (),
 ) -> dict:
     work = tmp_path / "project"
     work.mkdir(exist_ok=True)
@@ -75,19 +87,27 @@ def run_emacs(
         DIFFGEM_HOLE=f"{hole.line},{hole.character}" if hole else f"{HOLE[0]},{HOLE[1]}",
         DIFFGEM_REWRITE_FILE=str(rewrite),
         DIFFGEM_SELECTION="2,6",
+        DIFFGEM_SNIPPET=snippet,
     )
+    files = [str(target)]
+    for index, text in enumerate(extra_files):
+        (work / f"other{index}.py").write_text(text)
+        files.append(str(work / f"other{index}.py"))
+    # -Q: no site-lisp and no package activation, as in the issue; the snippet must cope with that.
+    load = [] if quick else ["-L", str(EDITORS / "emacs")]
     proc = subprocess.run(
         [
             emacs_with_eglot(),
+            *(["-Q"] if quick else []),
             "--batch",
-            "-L",
-            str(EDITORS / "emacs"),
+            *load,
             "-l",
             str(driver),
-            str(target),
+            *files,
         ],
         cwd=work,
         env=env,
+        stdin=subprocess.DEVNULL,  # a prompt (lsp-mode's "Import project root") fails instead of waiting
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -122,8 +142,8 @@ def test_emacs_eglot_completion_and_rewrite(tmp_path: Path, filled_hole: FilledH
     [action] = result["code_actions"]
     assert action == {"title": "Rewrite selection", "kind": "refactor.rewrite", "has_command": True}
     assert result["before_rewrite"] == REWRITE_SOURCE
-    if result["after_rewrite"] == REWRITE_SOURCE:
-        assert any("nothing to rewrite" in m for m in result["messages"]), result["messages"]
+    if result["after_rewrite"] == REWRITE_SOURCE:  # the same words as the other editors
+        assert_one_outcome(result["messages"])
     else:
         assert result["after_rewrite"].startswith("def average(values):\n")
         assert result["after_rewrite"].endswith("    return total / count\n")
@@ -165,3 +185,74 @@ def test_emacs_lsp_mode_registration_completes(tmp_path: Path, filled_hole: Fill
     after = result["after_completion"]
     assert result["before_completion"] == filled_hole.text
     assert_filled_at_hole(after, filled_hole)
+
+
+def assert_one_outcome(messages: list[str]) -> None:
+    """Exactly one "diffgem: <outcome>" message, with one of the server's outcome sentences."""
+    outcomes = [m for m in messages if m.startswith(OUTCOME_PREFIX)]
+    assert len(outcomes) == 1, messages
+    assert outcomes[0].removeprefix("diffgem: ") in REWRITE_OUTCOMES, outcomes
+
+
+def readme_snippet(marker: str) -> str:
+    """The ```elisp block of editors/README.md that contains `marker`, pointed at this repository."""
+    readme = (EDITORS / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```elisp\n")[1:]]
+    [block] = [b for b in blocks if marker in b]
+    return block.replace("/path/to/diffgem-lsp", str(REPO))
+
+
+def test_emacs_q_readme_snippet_with_a_missing_server_says_so_once(tmp_path: Path):
+    """`emacs -Q` + the README's eglot snippet + a wrong server path: one plain message, no error.
+
+    Before: `eglot-ensure` was void under -Q (packages not activated), and with it the missing server
+    surfaced as an error inside post-command-hook, printed with the hook's byte-code around it.
+    """
+    missing = tmp_path / "no" / "diffgem-lsp"
+    result = run_emacs(
+        tmp_path,
+        "missing",
+        str(missing),
+        driver=DRIVER.with_name("emacs_snippet_driver.el"),
+        quick=True,
+        snippet=readme_snippet("diffgem-eglot-ensure"),
+        extra_files=(HOLE_SOURCE,),
+        timeout=60,
+    )
+    assert result["errors"] == [], result
+    problems = [m for m in result["messages"] if "not found or not executable" in m]
+    assert len(problems) == 1, result["messages"]  # two files, four commands: said once
+    assert str(missing) in problems[0] and "#[" not in problems[0]
+    assert "diffgem-server-path" in problems[0]
+
+
+def test_emacs_lsp_mode_readme_snippet_no_prompt_no_warnings_and_rewrite_outcome(
+    tmp_path: Path, filled_hole: FilledHole
+):
+    """lsp-mode 8.0 from the README snippet: starts without the "Import project root" prompt (stdin is
+    closed, so a prompt would fail) and without a *Warnings* buffer; completes at the hole; "Rewrite
+    selection" applies the edit or says which outcome it was, as the other editors do."""
+    emacs = emacs_with_eglot()
+    probe = subprocess.run(
+        [emacs, "--batch", "--eval", "(require 'lsp-mode)"], capture_output=True, timeout=60
+    )
+    if probe.returncode != 0:
+        pytest.skip("lsp-mode not installed (apt-get install elpa-lsp-mode)")
+    result = run_emacs(
+        tmp_path,
+        "lspmode",
+        str(server_path()),
+        filled_hole,
+        driver=DRIVER.with_name("emacs_snippet_driver.el"),
+        quick=True,
+        snippet=readme_snippet("diffgem-lsp-deferred"),
+    )
+    assert result["errors"] == [], result["errors"]
+    assert result["warnings"] == "", result["warnings"]
+    assert result["servers"] == ["diffgem"] and result["status"] == "ready"
+    assert_filled_at_hole(result["after_completion"], filled_hole)
+    assert result["before_rewrite"] == REWRITE_SOURCE
+    if result["after_rewrite"] == REWRITE_SOURCE:
+        assert_one_outcome(result["messages"])
+    else:
+        assert result["after_rewrite"].startswith("def average(values):\n")

@@ -1,0 +1,94 @@
+;;; emacs_snippet_driver.el --- a user's init: editors/README.md's snippet, then a Python file  -*- lexical-binding: t; -*-
+;; Environment: DIFFGEM_SNIPPET (the elisp block from editors/README.md, repo path filled in),
+;; DIFFGEM_LSP (server), DIFFGEM_SETTINGS, DIFFGEM_EMACS_OUT (JSON path), DIFFGEM_EMACS_CASE:
+;;   "missing": eglot snippet with a server path that does not exist; two files opened, a few commands run.
+;;   "lspmode": lsp-mode snippet; completion at DIFFGEM_HOLE, then diffgem-rewrite-region on
+;;              DIFFGEM_SELECTION of DIFFGEM_REWRITE_FILE.
+;; Run with `emacs -Q --batch' (no site-lisp, no package activation), as the issue's user did.
+(require 'json)
+
+(defvar driver-out (make-hash-table :test #'equal))
+(defvar driver-messages nil)
+(defvar driver-errors nil)
+(defun driver-put (key value) (puthash key value driver-out))
+(advice-add 'message :after
+            (lambda (fmt &rest args)
+              (when fmt (push (apply #'format-message fmt args) driver-messages))))
+
+(defun driver-wait (pred seconds)
+  (let ((deadline (+ (float-time) seconds)))
+    (while (and (not (funcall pred)) (< (float-time) deadline))
+      (accept-process-output nil 0.05))
+    (funcall pred)))
+
+(defun driver-command-loop ()
+  "What the command loop does after a command: `post-command-hook', errors reported, not raised."
+  (condition-case err
+      (run-hooks 'post-command-hook)
+    (error (push (format "Error in post-command-hook: %S" err) driver-errors))))
+
+(defun driver-run-idle-timers ()
+  "Batch Emacs is never idle: run what `run-with-idle-timer' queued (lsp-deferred's start)."
+  (dolist (timer (copy-sequence timer-idle-list))
+    (condition-case err
+        (timer-event-handler timer)
+      (error (push (format "Error in idle timer: %S" err) driver-errors)))))
+
+;; Test-only lsp-mode state: a throwaway session file, only diffgem (no other Python servers here).
+(setq lsp-session-file (expand-file-name "lsp-session" temporary-file-directory)
+      lsp-response-timeout 90
+      lsp-keep-workspace-alive nil
+      lsp-disabled-clients '(pylsp pyls mspyls jedi pyright ruff-lsp semgrep-ls))
+
+(condition-case err
+    (eval (car (read-from-string (concat "(progn " (getenv "DIFFGEM_SNIPPET") "\n)"))) t)
+  (error (push (format "snippet: %S" err) driver-errors)))
+(setq diffgem-server-path (getenv "DIFFGEM_LSP")
+      diffgem-settings (json-parse-string (getenv "DIFFGEM_SETTINGS") :object-type 'plist))
+
+(defun driver-missing ()
+  (dolist (file command-line-args-left)
+    (find-file file)
+    (driver-command-loop)
+    (driver-command-loop)))
+
+(defun driver-lspmode ()
+  (find-file (car command-line-args-left))
+  (driver-run-idle-timers)
+  (driver-wait (lambda () (equal (plist-get diffgem-status :state) "ready")) 90)
+  (driver-put "servers" (vconcat (mapcar (lambda (w) (symbol-name (lsp--client-server-id (lsp--workspace-client w))))
+                                         (lsp-workspaces))))
+  (driver-put "status" (plist-get diffgem-status :state))
+  (let ((hole (mapcar #'string-to-number (split-string (getenv "DIFFGEM_HOLE") ","))))
+    (goto-char (point-min))
+    (forward-line (nth 0 hole))
+    (forward-char (nth 1 hole))
+    (driver-put "before_completion" (buffer-string))
+    (let ((completion-styles '(basic partial-completion emacs22)))
+      (completion-at-point))
+    (driver-put "after_completion" (buffer-string)))
+  (erase-buffer)
+  (insert-file-contents (getenv "DIFFGEM_REWRITE_FILE"))
+  (let* ((lines (mapcar #'string-to-number (split-string (getenv "DIFFGEM_SELECTION") ",")))
+         (beg (progn (goto-char (point-min)) (forward-line (1- (nth 0 lines))) (point)))
+         (end (progn (goto-char (point-min)) (forward-line (1- (nth 1 lines))) (line-end-position)))
+         (tick (buffer-chars-modified-tick)))
+    (driver-put "before_rewrite" (buffer-string))
+    (setq driver-messages nil)
+    (diffgem-rewrite-region beg end)
+    (driver-wait (lambda () (or (/= tick (buffer-chars-modified-tick))
+                                (cl-some (lambda (m) (string-prefix-p "diffgem: the model" m)) driver-messages)
+                                (cl-some (lambda (m) (string-prefix-p "diffgem: rewrite failed" m)) driver-messages)))
+                 120)
+    (driver-wait (lambda () nil) 0.3)
+    (driver-put "after_rewrite" (buffer-string))))
+
+(condition-case err
+    (if (equal (getenv "DIFFGEM_EMACS_CASE") "missing") (driver-missing) (driver-lspmode))
+  (error (push (format "driver: %S" err) driver-errors)))
+(driver-put "messages" (vconcat (reverse driver-messages)))
+(driver-put "errors" (vconcat (reverse driver-errors)))
+(driver-put "warnings" (let ((buffer (get-buffer "*Warnings*")))
+                         (if buffer (with-current-buffer buffer (buffer-string)) "")))
+(with-temp-file (getenv "DIFFGEM_EMACS_OUT") (insert (json-encode driver-out)))
+(kill-emacs 0)

@@ -238,8 +238,8 @@ def run_doctest(function_source: str, timeout: float = 5.0) -> bool:
 
 # Holes per file and per (language, kind) cap: bounded so that one split evaluates in minutes on 2 cores.
 QUOTAS = {
-    "python": {"editor": 100, "token": 50, "block": 40, "statement": 30},
-    "other": {"editor": 40, "token": 15, "block": 15, "statement": 0},
+    "python": {"editor": 100, "token": 40, "block": 30, "statement": 30},
+    "other": {"editor": 30, "token": 10, "block": 10, "statement": 0},
 }
 
 

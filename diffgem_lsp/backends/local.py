@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import sys
 import time
 from typing import Any
 
 import diffgem_protocol as P
 
+from ..isolation import state_dir, worker_command, worker_env
 from ..settings import Settings
 from .base import BackendError, DraftCallback, StateCallback
 
@@ -31,6 +31,9 @@ def _debug() -> bool:
 # once, and `diffgem.restartWorker` starts it again.
 MAX_CRASHES = 3
 CRASH_WINDOW_S = 60.0
+# A worker with requests waiting is pinged this often; no answer within STALL_TIMEOUT_S means stalled.
+PING_INTERVAL_S = 2.0
+STALL_TIMEOUT_S = 10.0
 
 
 class LocalWorker:
@@ -59,25 +62,35 @@ class LocalWorker:
         self._ready.clear()
         self.error = None
         self._set_state("loading", "starting model worker")
-        self._proc = await asyncio.create_subprocess_exec(
-            *self.command(),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=16 << 20,  # drafts of long canvases are long lines
-        )
+        try:
+            # Isolated (-I, see isolation.worker_command) and started in our private directory, with
+            # no PYTHONPATH: nothing in the user's project or environment is imported by the worker.
+            self._proc = await asyncio.create_subprocess_exec(
+                *self.command(),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                limit=16 << 20,  # drafts of long canvases are long lines
+                cwd=state_dir(),
+                env=worker_env(),
+            )
+        except (OSError, ValueError) as exc:  # e.g. no such interpreter, an unusable directory
+            self.error = f"the model worker could not be started: {exc}"
+            log.error("%s", self.error, exc_info=_debug())
+            self._set_state("error", self.error)
+            self._ready.set()
+            return
         self.pid = self._proc.pid
         log.info("worker started pid=%s", self.pid)
         self._spawn(self._read_events(self._proc))
         self._spawn(self._read_stderr(self._proc))
+        self._spawn(self._watch(self._proc))
 
     def command(self) -> list[str]:
         """The worker's command line (this Python, so the worker is the same install as the server)."""
         s = self.settings
         cmd = [
-            sys.executable,
-            "-m",
-            "diffgem_model.worker",
+            *worker_command("diffgem_model.worker"),
             "--device",
             s.device,
             "--prompt-cache-mb",
@@ -257,14 +270,43 @@ class LocalWorker:
             if callback is not None:
                 callback(message.get("text", ""))
         elif name == P.EV_STATUS:
-            if self._status_waiters:
+            while self._status_waiters:  # skip waiters that timed out: the answer is the next one's
                 waiter = self._status_waiters.pop(0)
                 if not waiter.done():
                     waiter.set_result(message)
+                    break
         elif name == P.EV_HELLO and message.get("protocol") != P.PROTOCOL_VERSION:
             proc = self._proc
             if proc is not None:
                 self._incompatible(proc, message.get("protocol"))
+
+    async def _watch(self, proc: asyncio.subprocess.Process) -> None:
+        """While requests wait, ping the worker; one that cannot answer (SIGSTOP, a hung native call)
+        is killed and replaced, and its requests fail at once instead of waiting forever.
+
+        The worker answers status from its reader thread, so a long generation still answers.
+        """
+        while proc is self._proc and proc.returncode is None:
+            await asyncio.sleep(PING_INTERVAL_S)
+            if not self._pending or proc is not self._proc:
+                continue
+            try:
+                await self.status(timeout=STALL_TIMEOUT_S)
+            except TimeoutError:
+                if proc is self._proc and proc.returncode is None:
+                    self._stalled(proc)
+                return
+            except BackendError:
+                return
+
+    def _stalled(self, proc: asyncio.subprocess.Process) -> None:
+        reason = f"model worker is not responding (no answer in {STALL_TIMEOUT_S:.0f} s)"
+        log.error("%s: killing pid %s and starting a new one", reason, proc.pid)
+        self._proc = None
+        self._ready.clear()
+        proc.kill()
+        self._fail_pending(reason + "; it is being restarted")
+        self._spawn(self.start())
 
     def _on_crash(self, code: int | None) -> None:
         now = time.monotonic()

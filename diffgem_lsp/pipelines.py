@@ -1,7 +1,7 @@
 """The two model-backed pipelines the features share: infill at a cursor, and rewrite of a selection.
 
 Document text + position -> canvas (pure) -> backend -> post-processing (pure) -> plain results. No LSP
-types are built here (`results.py` builds them); errors for the client are raised as pygls JSON-RPC
+types are built here (the `results` module builds them); errors for the client are raised as pygls JSON-RPC
 exceptions.
 """
 
@@ -29,7 +29,15 @@ REQUEST_FAILED = -32803
 
 
 class ModelUnavailable(JsonRpcInternalError):
-    code = REQUEST_FAILED
+    # pygls' constructor reads CODE: the lowercase `code` this had was overwritten with -32603.
+    CODE = REQUEST_FAILED
+
+
+# Deadlines for one generation, waiting for a loading model included. As-you-type requests give up
+# early (an empty answer; the next keystroke asks again); invoked ones get a clear error. A stalled
+# worker is caught sooner by the backend's watchdog (backends/local.py).
+AUTOMATIC_DEADLINE_S = 15.0
+INVOKED_DEADLINE_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -79,10 +87,18 @@ async def _generate(
     params: GenerateParams,
     what: str,
     on_draft: Callable[[str], None] | None = None,
+    deadline_s: float = INVOKED_DEADLINE_S,
 ) -> GenerationResult:
     t0 = time.perf_counter()
     try:
-        result = await session.backend.generate(params, on_draft=on_draft)
+        result = await asyncio.wait_for(
+            session.backend.generate(params, on_draft=on_draft), deadline_s
+        )
+    except TimeoutError as exc:  # wait_for cancelled the generation (and with it the worker's)
+        log.error("%s: no answer from the model within %.0f s", what, deadline_s)
+        raise ModelUnavailable(
+            f"diffgem: no answer from the model within {deadline_s:.0f} s"
+        ) from exc
     except BackendError as exc:
         log.error("%s failed: %s", what, exc, exc_info=log.isEnabledFor(logging.DEBUG))
         raise ModelUnavailable(f"diffgem: {exc}") from exc
@@ -116,8 +132,8 @@ async def infill(
         return None
     text, version = doc.source, doc.version
     position = _to_position(session, text, line, character)
-    if automatic and session.settings.debounce_ms:
-        await asyncio.sleep(session.settings.debounce_ms / 1000)
+    if automatic and (wait := session.debounce_s(uri)):
+        await asyncio.sleep(wait)
         if doc.version != version:  # the user kept typing: a newer request is coming
             return None
     canvas = C.build_infill_canvas(text, doc.language_id or "", position)
@@ -130,7 +146,13 @@ async def infill(
         sampler=sampler_settings(session, automatic),
         seed=session.settings.seed,
     )
-    result = await _generate(session, params, f"infill {canvas.hole_kind}", on_draft)
+    deadline = AUTOMATIC_DEADLINE_S if automatic else INVOKED_DEADLINE_S
+    try:
+        result = await _generate(session, params, f"infill {canvas.hole_kind}", on_draft, deadline)
+    except ModelUnavailable:
+        if automatic:  # as-you-type: no ghost text while the model is unavailable, not an error
+            return None
+        raise
     if doc.version != version:
         return None
     processed = C.postprocess_infill(

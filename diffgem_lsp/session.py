@@ -15,6 +15,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.workspace import TextDocument, Workspace
 
 from .backends import Backend, create_backend
+from .failures import with_fix
 from .settings import Settings, resolve_settings
 
 log = logging.getLogger("diffgem.session")
@@ -116,7 +117,7 @@ class Session:
             # Once per distinct failure (a model that will not load, a protocol mismatch, a crash
             # loop): the status notification repeats it for status lines, the pop-up does not.
             self._errors_shown.add(message)
-            self.client.show_message(f"diffgem: {message}", types.MessageType.Error)
+            self.client.show_message(with_fix(message), types.MessageType.Error)  # + what fixes it
         self._report_loading(state, message)
 
     def _report_loading(self, state: str, message: str) -> None:

@@ -49,9 +49,13 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
         raise CheckpointError(f"checkpoint {path}: config.json is not valid JSON ({exc})") from exc
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        # trust_remote_code=False: a checkpoint's own Python is never run, and transformers never asks
+        # "[y/N]" on stdin (the worker's protocol pipe) when a config points at custom code.
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, local_files_only=True, trust_remote_code=False
+        )
         model = DiffusionGemmaForBlockDiffusion.from_pretrained(
-            path, local_files_only=True, dtype=dtype
+            path, local_files_only=True, dtype=dtype, trust_remote_code=False
         )
     except Exception as exc:  # transformers raises many types for a corrupt file
         raise CheckpointError(f"checkpoint {path} could not be loaded: {exc}") from exc

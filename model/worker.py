@@ -68,7 +68,10 @@ class Worker:
                 # stderr reaches the server's log at debug level: the traceback costs nothing else.
                 log.warning("bad request: %s", exc, exc_info=True)
                 self.send(P.event(P.EV_ERROR, id=None, message=f"bad request: {exc}"))
-        self.requests.put(None)  # stdin closed: the server is gone
+        # stdin closed: the server is gone (exit, crash, SIGKILL). Leave now, even mid-generation:
+        # nothing here is worth finishing, and a worker must never outlive its server.
+        log.info("stdin closed: exiting")
+        os._exit(0)
 
     def status(self) -> dict[str, Any]:
         cache = self.engine.prompt_cache if self.engine is not None else None
@@ -89,15 +92,20 @@ class Worker:
 
     # -- main thread ---------------------------------------------------------------------------
     def load(self) -> None:
-        from .engine import Engine  # torch import happens here, after the hello went out
-
         t0 = time.perf_counter()
         try:
-            self.engine = Engine.load(
+            # torch is imported here, after the hello went out; a broken install is reported.
+            from .engine import Engine
+            from .sanity import check_model
+
+            engine = Engine.load(
                 self.args.model or None,
                 device=self.args.device,
                 prompt_cache_mb=self.args.prompt_cache_mb,
             )
+            # NaN weights load without an error, then fail (or fill garbage) on every request.
+            check_model(engine.model, engine.tokenizer)
+            self.engine = engine
         except Exception as exc:
             self.state, self.load_error = "error", str(exc)
             log.error("model load failed: %s", exc, exc_info=True)
@@ -159,6 +167,13 @@ class Worker:
         return P.event(P.EV_RESULT, id=req.id, result=self.last)
 
 
+def exit_with_parent(parent: int) -> None:
+    """Exit once the server is gone even if stdin stays open (a grandchild may hold the pipe)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="diffgem-worker")
     parser.add_argument(
@@ -184,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker(out, args)
     worker.send(P.event(P.EV_HELLO, pid=os.getpid(), protocol=P.PROTOCOL_VERSION))
     threading.Thread(target=worker.read_requests, args=(sys.stdin.buffer,), daemon=True).start()
+    threading.Thread(target=exit_with_parent, args=(os.getppid(),), daemon=True).start()
     if args.threads:
         import torch
 

@@ -24,6 +24,9 @@ from diffgem_lsp.framing import FrameParser, Message
 ROOT = Path(__file__).resolve().parents[2]
 # The command that starts the server; DIFFGEM_RELIABILITY_SERVER swaps it (e.g. for an older build).
 SERVER = os.environ.get("DIFFGEM_RELIABILITY_SERVER", f"{sys.executable} -m diffgem_lsp").split()
+# How editors start the server (editors/*: the `diffgem-lsp` console script), unlike `python -m`,
+# which puts the working directory first on sys.path of the server process itself.
+CONSOLE_SCRIPT = [str(Path(sys.executable).with_name("diffgem-lsp"))]
 MISSING_MODEL = {
     "modelPath": "/nonexistent/diffgem-checkpoint"
 }  # the worker fails fast, no torch work
@@ -190,11 +193,12 @@ class LspProcess(Peer):
         cwd: str | Path | None = None,
         env: dict[str, str] | None = None,
         log: Path | None = None,
+        command: list[str] | None = None,
     ) -> None:
         self.log = log
         stderr = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [*SERVER, *args],
+            [*(command or SERVER), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,

@@ -39,8 +39,18 @@ def checkpoints(tmp_path_factory):
     remote = copy_embedded(root / "remote")
     marker = root / "REMOTE_CODE_RAN"
     (remote / "evil_tokenizer.py").write_text(EVIL.format(marker=str(marker)))
+    # A model type transformers does not know, whose config and tokenizer point at code in the
+    # checkpoint: loading it without trust_remote_code=False asks "[y/N]" on the worker's stdin.
+    auto_map = ["evil_tokenizer.EvilTokenizer", "evil_tokenizer.EvilTokenizer"]
+    config = json.loads((remote / "config.json").read_text())
+    config.update(
+        model_type="evil_model",
+        auto_map={"AutoConfig": "evil_tokenizer.EvilConfig", "AutoTokenizer": auto_map},
+    )
+    (remote / "config.json").write_text(json.dumps(config))
     config = json.loads((remote / "tokenizer_config.json").read_text())
-    config["auto_map"] = {"AutoTokenizer": ["evil_tokenizer.EvilTokenizer", None]}
+    config.pop("tokenizer_class", None)
+    config["auto_map"] = {"AutoTokenizer": auto_map}
     (remote / "tokenizer_config.json").write_text(json.dumps(config))
     nan = copy_embedded(root / "nan")
     from safetensors.torch import load_file, save_file

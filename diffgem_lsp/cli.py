@@ -77,10 +77,20 @@ def main(argv: list[str] | None = None) -> int:
         "--check", action="store_true", help="load the model once, print a health line, exit"
     )
     parser.add_argument("--model-path", default="", help="with --check: checkpoint to load")
+    parser.add_argument(
+        "--status",
+        action="store_true",
+        help="print the shared model daemons of this user (clients, memory) as JSON, exit",
+    )
     args = parser.parse_args(argv)
     _configure_logging(args.log_file, args.log_level or "info")
     if args.check:
         return asyncio.run(_check(args.model_path))
+    if args.status:
+        from .backends.daemon import query_daemons
+
+        print(json.dumps({"daemons": asyncio.run(query_daemons())}, indent=2))
+        return 0
 
     from .server import create_server
 

@@ -28,16 +28,35 @@ class Settings:
     max_file_kb: int = 1024
     seed: int = 0
     log_level: str = "info"
+    # Which backend runs the model (diffgem_lsp/backends): this server's own worker, the machine's shared
+    # daemon, or a vLLM server. The API key is never a setting: only where to read it.
+    backend: str = "local"
+    endpoint: str = ""
+    api_key_env: str = ""
+    api_key_file: str = ""
+    remote_model: str = ""
+    remote_fallback: bool = False
 
     def worker_key(self) -> tuple:
-        """Settings that need a fresh worker when they change."""
-        return (self.model_path, self.device, self.prompt_cache_mb)
+        """Settings that need a fresh worker (or backend connection) when they change."""
+        return (
+            self.model_path,
+            self.device,
+            self.prompt_cache_mb,
+            self.backend,
+            self.endpoint,
+            self.api_key_env,
+            self.api_key_file,
+            self.remote_model,
+            self.remote_fallback,
+        )
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda"),
     "sampler": ("confidence", "entropy"),
     "log_level": ("error", "warning", "info", "debug"),
+    "backend": ("local", "daemon", "vllm"),
 }
 RANGES: dict[str, tuple[float, float]] = {
     "debounce_ms": (0, 2000),
@@ -65,6 +84,12 @@ DESCRIPTIONS: dict[str, str] = {
     "max_file_kb": "Files larger than this get no suggestions.",
     "seed": "Random seed of the sampler.",
     "log_level": "Server log level.",
+    "backend": "Who runs the model: local (this server's own worker), daemon (one shared model for all editor windows on this machine) or vllm (a vLLM server at endpoint).",
+    "endpoint": "vLLM server: https://host:port, or http://127.0.0.1:port / unix:/path.sock on this machine (plain http only on loopback).",
+    "api_key_env": "Name of the environment variable holding the vLLM API key (the key itself is never a setting).",
+    "api_key_file": "File holding the vLLM API key; must be readable by you only (chmod 600).",
+    "remote_model": "Served model name on the vLLM server; empty for the first it lists.",
+    "remote_fallback": "While the vLLM server is unreachable, answer from the local worker instead.",
 }
 
 

@@ -57,6 +57,9 @@ class EditorSession:
 
         @self.client.feature("diffgem/status")
         def _status(params: Any) -> None:
+            # pygls hands unknown notifications' params over as a namedtuple (_dict_to_object).
+            if hasattr(params, "_asdict"):
+                params = params._asdict()
             self.status.append(
                 params if isinstance(params, dict) else getattr(params, "__dict__", {})
             )

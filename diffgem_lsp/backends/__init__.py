@@ -12,7 +12,8 @@ __all__ = ["Backend", "BackendError", "DraftCallback", "StateCallback", "create_
 
 
 def create_backend(settings: Settings, on_state: StateCallback) -> Backend:
-    """The backend the settings ask for (today: the local worker process)."""
-    from .local import LocalWorker
+    """The backend the settings ask for (`backend`: local worker, shared daemon or vLLM), swapped in place
+    when that setting changes (selected.py)."""
+    from .selected import SelectedBackend
 
-    return LocalWorker(settings, on_state=on_state)
+    return SelectedBackend(settings, on_state=on_state)

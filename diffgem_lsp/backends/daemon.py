@@ -263,3 +263,34 @@ class DaemonClient:
             return
         self._set_state("loading", f"{reason}; restarting it")
         self._connecting = asyncio.ensure_future(self._connect())
+
+
+async def query_daemons(timeout: float = 5.0) -> list[dict[str, Any]]:
+    """Status of every daemon of this user (for `diffgem-lsp --status`); starts none.
+
+    A socket nobody answers on is a daemon that died without cleaning up: listed as not running.
+    """
+    from .daemon_runtime import known_daemons
+
+    found = []
+    for place in known_daemons():
+        entry: dict[str, Any] = {"socket": str(place.tcp_info if place.tcp() else place.socket)}
+        try:
+            reader, writer = await asyncio.wait_for(open_connection(place), timeout)
+        except (OSError, TimeoutError) as exc:
+            found.append({**entry, "running": False, "error": type(exc).__name__})
+            continue
+        try:
+            writer.write(P.encode(P.request("hello", name="diffgem-lsp --status")))
+            writer.write(P.encode(P.request(P.OP_STATUS)))
+            while True:
+                message = P.decode(await asyncio.wait_for(reader.readline(), timeout))
+                if message.get("event") == P.EV_STATUS:
+                    break
+            keep = ("pid", "state", "model", "rss_mb", "peak_rss_mb", "clients", "queued", "totals")
+            found.append({**entry, "running": True, **{k: message.get(k) for k in keep}})
+        except (OSError, TimeoutError, P.ProtocolError) as exc:
+            found.append({**entry, "running": False, "error": f"{type(exc).__name__}: {exc}"})
+        finally:
+            writer.close()
+    return found

@@ -19,8 +19,9 @@ import httpx2
 
 from diffgem_protocol import GenerateParams, GenerationResult
 
-from . import BackendError, DraftCallback, StateCallback
+from ..settings import Settings
 from . import vllm_prompts as VP
+from .base import BackendError, DraftCallback, StateCallback
 from .endpoint import Endpoint, EndpointError, Secret, load_api_key, parse_endpoint
 
 log = logging.getLogger("diffgem.vllm")
@@ -52,17 +53,29 @@ class RemoteSettings:
     timeout_s: float = 30.0  # deadline of one request, first byte to last canvas
     connect_timeout_s: float = 3.0
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RemoteSettings:
+        return cls(
+            endpoint=settings.endpoint,
+            api_key_env=settings.api_key_env,
+            api_key_file=settings.api_key_file,
+            model=settings.remote_model,
+        )
+
 
 class VllmBackend:
     kind = "vllm"
 
     def __init__(
         self,
-        remote: RemoteSettings,
+        settings: Settings,
         on_state: StateCallback = lambda s, m: None,
-        fallback: Any = None,  # a backend with the same generate(); used only while the server is down
+        *,
+        fallback: Any = None,  # a Backend; answers only while the server is down (remoteFallback)
+        remote: RemoteSettings | None = None,  # overrides what `settings` say (tests, benchmarks)
     ):
-        self.remote = remote
+        self.settings = settings
+        self.remote = remote or RemoteSettings.from_settings(settings)
         self.on_state = on_state
         self.fallback = fallback
         self.state = "stopped"
@@ -85,15 +98,19 @@ class VllmBackend:
         await self._connect()
 
     async def stop(self) -> None:
+        if self.fallback is not None:
+            await self.fallback.stop()
         client, self._client = self._client, None
         self.capabilities = None
         if client is not None:
             await client.aclose()
         self._report("stopped", "remote backend closed")
 
-    async def restart(self, remote: RemoteSettings | None = None) -> None:
-        if remote is not None:
-            self.remote = remote
+    async def restart(self, settings: Settings | None = None) -> None:
+        if settings is not None:
+            self.settings, self.remote = settings, RemoteSettings.from_settings(settings)
+            if self.fallback is not None:
+                self.fallback.settings = settings
         await self.stop()
         self._down_since = self._sticky = None
         self._last_report = None

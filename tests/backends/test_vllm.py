@@ -22,6 +22,7 @@ from diffgem_lsp.backends.vllm import (
     RemoteSettings,
     VllmBackend,
 )
+from diffgem_lsp.settings import Settings
 from diffgem_protocol import GenerateParams, SamplerSettings
 
 from .vllm_standin import EmbeddedModel, StandinServer
@@ -56,8 +57,9 @@ def key_env(monkeypatch):
 def backend(url: str, env: str = "", states: list | None = None, **kw) -> VllmBackend:
     sink = states if states is not None else []
     return VllmBackend(
-        RemoteSettings(endpoint=url, api_key_env=env, **kw),
+        Settings(backend="vllm", endpoint=url, api_key_env=env),
         on_state=lambda s, m: sink.append((s, m)),
+        remote=RemoteSettings(endpoint=url, api_key_env=env, **kw) if kw else None,
     )
 
 
@@ -139,11 +141,11 @@ async def test_key_file_must_be_private(server, tmp_path):
     path = tmp_path / "key"
     path.write_text(KEY + "\n")
     os.chmod(path, 0o644)
-    b = VllmBackend(RemoteSettings(endpoint=server.url, api_key_file=str(path)))
+    b = VllmBackend(Settings(backend="vllm", endpoint=server.url, api_key_file=str(path)))
     with pytest.raises(RemoteError, match="chmod 600"):
         await b.start()
     os.chmod(path, 0o600)
-    await b.restart()
+    await b.restart(b.settings)
     assert b.state == "ready"
     await b.stop()
 

@@ -1,0 +1,154 @@
+"""Three real diffgem-lsp processes on the shared daemon (`backend: "daemon"`), real embedded model.
+
+One daemon holds the model (the servers never load torch), every window is answered, a window's
+superseded request never runs while the others' do, and a daemon killed mid-request is restarted by the
+windows, each of which says so once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+
+from examples.editor_client import EditorSession, Hole
+
+from .conftest import TEST_OPTIONS
+
+# The first of these that the embedded model fills is the one every test uses (model-independent, as
+# tests/editors does): a test must see a real fill before it can say that a window was answered.
+CANDIDATES = [
+    Hole.from_marked(text)
+    for text in (
+        'def greet(name):\n    message = "Hello, ⟨⟩"\n    return message\n',
+        "import os\n\n\ndef read_config(path):\n    with open(path) as f:\n        ⟨⟩\n",
+        'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    if n < 2:\n'
+        "        return n\n    return ⟨⟩\n\n\nprint(fibonacci(10))\n",
+        "for i in range(10):\n    print(⟨⟩)\n",
+    )
+]
+URI = "file:///tmp/shared/hole.py"
+SHARED = {**TEST_OPTIONS, "backend": "daemon"}
+
+
+@pytest.fixture
+def rundir(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFGEM_RUNTIME_DIR", str(tmp_path / "rt"))
+    monkeypatch.setenv("DIFFGEM_DAEMON_IDLE_S", "60")
+    pids: set[int] = set()
+    yield pids
+    for pid in pids:  # the daemon outlives its windows by design: end it here
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+async def windows(n: int, pids: set[int], **options) -> tuple[list[EditorSession], Hole]:
+    sessions = [EditorSession({**SHARED, **options}) for _ in range(n)]
+    await asyncio.gather(*(s.start() for s in sessions))
+    await asyncio.gather(*(s.wait_ready() for s in sessions))
+    for s in sessions:
+        pids.add((await s.worker_status())["pid"])
+    hole = await _filled_hole(sessions[0])
+    for s in sessions:
+        s.open(URI, hole.text, "python")
+    return sessions, hole
+
+
+async def _filled_hole(session: EditorSession) -> Hole:
+    for i, hole in enumerate(CANDIDATES):
+        uri = f"file:///tmp/shared/probe{i}.py"
+        session.open(uri, hole.text, "python")
+        if await session.inline(uri, hole.line, hole.character):
+            return hole
+    raise AssertionError("the embedded model filled none of the candidate holes")
+
+
+def server_pids(sessions: list[EditorSession]) -> list[int]:
+    return [s.client._server.pid for s in sessions]  # type: ignore[attr-defined]
+
+
+def has_torch(pid: int) -> bool:
+    return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def settings(options: dict) -> types.DidChangeConfigurationParams:
+    return types.DidChangeConfigurationParams(settings={"diffgem": options})
+
+
+async def test_three_windows_one_model(rundir):
+    sessions, hole = await windows(3, rundir)
+    assert len(rundir) == 1, rundir  # one daemon
+    (daemon,) = rundir
+    # The model is loaded once, in the daemon: no server process maps torch or runs its own worker.
+    assert has_torch(daemon) and not any(has_torch(p) for p in server_pids(sessions))
+    before = (await sessions[0].worker_status())["totals"]["generations"]
+    items = await asyncio.gather(*(s.inline(URI, hole.line, hole.character) for s in sessions))
+    assert all(i and i[0].insert_text for i in items), items
+    status = await sessions[0].worker_status()
+    assert len(status["clients"]) == 3 and status["totals"]["generations"] - before == 3
+    assert status["rss_mb"] > 0
+    for s in sessions:
+        await s.stop()
+
+
+async def test_supersede_is_per_window(rundir):
+    (a, b), hole = await windows(2, rundir)
+    # b's long request holds the engine; a's first request queues behind it, then a newer one from a
+    # (the user kept typing) supersedes it.
+    b.client.workspace_did_change_configuration(
+        settings({**SHARED, "invokedSteps": 400, "earlyStop": False})
+    )
+    before = (await a.worker_status())["totals"]["generations"]
+    long_b = asyncio.ensure_future(b.inline(URI, hole.line, hole.character))
+    while (await a.worker_status()).get("busy") is None:
+        await asyncio.sleep(0.02)
+    first_a = asyncio.ensure_future(a.inline(URI, hole.line, hole.character))
+    while (await a.worker_status())["queued"] == 0:
+        await asyncio.sleep(0.02)
+    second_a = asyncio.ensure_future(a.inline(URI, hole.line, hole.character))
+    assert (await second_a)[0].insert_text
+    assert (await long_b)[0].insert_text
+    try:
+        superseded = await first_a
+    except JsonRpcException:
+        superseded = []
+    assert superseded == []
+    after = (await a.worker_status())["totals"]["generations"]
+    assert after - before == 2  # b's and a's newer one: the superseded one never ran
+    await a.stop()
+    await b.stop()
+
+
+async def test_daemon_killed_mid_request_every_window_recovers(rundir):
+    sessions, hole = await windows(3, rundir)
+    (first,) = rundir
+    for s in sessions:  # long requests, so that the kill lands while all three are in the daemon
+        s.client.workspace_did_change_configuration(
+            settings({**SHARED, "invokedSteps": 400, "earlyStop": False})
+        )
+    pending = [asyncio.ensure_future(s.inline(URI, hole.line, hole.character)) for s in sessions]
+    while (await sessions[0].worker_status())["queued"] < 2:
+        await asyncio.sleep(0.02)
+    os.kill(first, signal.SIGKILL)
+    for task in pending:
+        with pytest.raises(JsonRpcException, match="exited"):
+            await task
+    for s in sessions:
+        s.client.workspace_did_change_configuration(settings(SHARED))
+    await asyncio.gather(*(s.wait_ready() for s in sessions))
+    after = {(await s.worker_status())["pid"] for s in sessions}
+    rundir.update(after)
+    assert len(after) == 1 and first not in after  # one new daemon, shared again
+    items = await asyncio.gather(*(s.inline(URI, hole.line, hole.character) for s in sessions))
+    assert all(i and i[0].insert_text for i in items)
+    for s in sessions:
+        told = [e for e in s.status if "exited" in str(e.get("message", ""))]
+        assert len(told) == 1, s.status  # each window said so once
+        await s.stop()

@@ -18,6 +18,7 @@ from . import EMBEDDED_CHECKPOINT
 from .checkpoint import LoadedCheckpoint, load_checkpoint
 from .fast_decoder import LeanDecoder, lean_unsupported
 from .layouts import LAYOUTS, Prompt
+from .memory import prompt_cache_budget
 from .prompt_cache import PromptCache, crop_to
 from .sampler import SamplerSettings, choose_length, denoise
 
@@ -32,13 +33,16 @@ def resolve_device(device: str) -> str:
 
 
 class Engine:
-    def __init__(self, checkpoint: LoadedCheckpoint, *, prompt_cache_bytes: int = 256 << 20):
+    def __init__(self, checkpoint: LoadedCheckpoint, *, prompt_cache_bytes: int | None = None):
+        """`prompt_cache_bytes`: None sizes the cache from the device's free memory; a number caps it
+        (0 disables it)."""
         self.checkpoint = checkpoint
         self.model = checkpoint.model
         self.tokenizer = checkpoint.tokenizer
         self.layout = checkpoint.prompt_layout
         self.canvas_length: int = self.model.config.canvas_length
-        self.prompt_cache = PromptCache(self.model, prompt_cache_bytes)
+        self.cache_budget = prompt_cache_budget(self.model, prompt_cache_bytes)
+        self.prompt_cache = PromptCache(self.model, self.cache_budget.bytes)
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id
@@ -59,10 +63,15 @@ class Engine:
 
     @classmethod
     def load(
-        cls, path: str | Path | None = None, *, device: str = "auto", prompt_cache_mb: int = 256
+        cls,
+        path: str | Path | None = None,
+        *,
+        device: str = "auto",
+        prompt_cache_mb: int | None = None,
     ) -> Engine:
         checkpoint = load_checkpoint(path or EMBEDDED_CHECKPOINT, resolve_device(device))
-        return cls(checkpoint, prompt_cache_bytes=prompt_cache_mb << 20)
+        cap = None if prompt_cache_mb is None else prompt_cache_mb << 20
+        return cls(checkpoint, prompt_cache_bytes=cap)
 
     @property
     def description(self) -> str:
@@ -140,7 +149,8 @@ class Engine:
                     self.prompt_cache.append(cache, encoded_ids, kept)
                     encoded_ids = encoded_ids + kept
         finally:
-            # The cached entry is keyed by the prompt alone: drop any committed canvases from it.
+            # The cached entry is keyed by the prompt alone: drop any committed canvases from it. A
+            # RollbackCache rolls back past the sliding window too, so the entry survives multi-canvas fills.
             if cache.get_seq_length() > len(prompt.ids) and not crop_to(cache, len(prompt.ids)):
                 self.prompt_cache.clear()
         denoise_ms = (time.perf_counter() - t1) * 1000

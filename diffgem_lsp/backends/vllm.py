@@ -95,7 +95,12 @@ class VllmBackend:
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
-        await self._connect()
+        """Connect and probe. A failure is reported through on_state (the Backend contract), not raised:
+        requests raise it, and retry the connection once RETRY_AFTER_S has passed."""
+        try:
+            await self._connect()
+        except RemoteError as exc:
+            log.warning("%s", exc)
 
     async def stop(self) -> None:
         if self.fallback is not None:
@@ -114,7 +119,7 @@ class VllmBackend:
         await self.stop()
         self._down_since = self._sticky = None
         self._last_report = None
-        await self._connect()
+        await self.start()
 
     async def wait_ready(self, timeout: float) -> None:
         await asyncio.wait_for(self._ensure_connected(), timeout)

@@ -16,7 +16,6 @@ import httpx2
 import pytest
 
 from diffgem_lsp.backends.vllm import (
-    AuthRejected,
     EndpointDown,
     RemoteError,
     RemoteSettings,
@@ -126,8 +125,10 @@ async def test_wrong_key_one_message_and_never_logged(server, monkeypatch, caplo
     states: list = []
     b = backend(server.url, "DIFFGEM_WRONG_KEY", states)
     caplog.set_level(logging.DEBUG)
-    with pytest.raises(AuthRejected, match="rejected the API key"):
-        await b.start()
+    await b.start()  # a failure is a state, not an exception
+    assert b.state == "error" and "rejected the API key" in (b.error or "")
+    with pytest.raises(RemoteError, match="rejected the API key"):
+        await b.wait_ready(5)
     for _ in range(3):
         with pytest.raises(RemoteError):
             await b.generate(HOLE)
@@ -142,8 +143,10 @@ async def test_key_file_must_be_private(server, tmp_path):
     path.write_text(KEY + "\n")
     os.chmod(path, 0o644)
     b = VllmBackend(Settings(backend="vllm", endpoint=server.url, api_key_file=str(path)))
+    await b.start()
+    assert b.state == "error" and "chmod 600" in (b.error or "")
     with pytest.raises(RemoteError, match="chmod 600"):
-        await b.start()
+        await b.generate(HOLE)
     os.chmod(path, 0o600)
     await b.restart(b.settings)
     assert b.state == "ready"
@@ -211,8 +214,8 @@ async def test_endpoint_down_reports_once_and_falls_back(server, key_env):
     dead = _dead_port_url()
     states: list = []
     b = backend(dead, key_env, states)
-    with pytest.raises(EndpointDown):
-        await b.start()
+    await b.start()
+    assert b.state == "error"
     for _ in range(3):
         with pytest.raises(EndpointDown):
             await b.generate(HOLE)

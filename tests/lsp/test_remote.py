@@ -1,0 +1,109 @@
+"""A real diffgem-lsp with `backend: "vllm"` against the loopback vLLM stand-in (real embedded model).
+
+The editor's request goes LSP -> server -> HTTP -> stand-in -> model and back; a rejected key is one
+message, never a log line with the key in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+
+from examples.editor_client import EditorSession, Hole
+
+from ..backends.vllm_standin import EmbeddedModel, StandinServer
+from .conftest import TEST_OPTIONS
+from .test_shared import CANDIDATES
+
+KEY = "sk-remote-test-5f1e0c"
+
+
+@pytest.fixture(scope="module")
+def model() -> EmbeddedModel:
+    return EmbeddedModel()
+
+
+@pytest.fixture
+def server(model):
+    srv = StandinServer(model, api_key=KEY).start()
+    yield srv
+    srv.stop()
+
+
+def window(options: dict, log_file: str) -> EditorSession:
+    session = EditorSession(
+        {**TEST_OPTIONS, **options},
+        server_command=[
+            sys.executable,
+            "-m",
+            "diffgem_lsp",
+            "--log-level",
+            "debug",
+            "--log-file",
+            log_file,
+        ],
+    )
+    session.messages = []  # type: ignore[attr-defined]
+
+    @session.client.feature(types.WINDOW_SHOW_MESSAGE)
+    def _message(params: types.ShowMessageParams) -> None:
+        session.messages.append(params.message)  # type: ignore[attr-defined]
+
+    return session
+
+
+async def test_inline_completion_through_vllm(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFGEM_TEST_KEY", KEY)
+    s = window(
+        {"backend": "vllm", "endpoint": server.url, "apiKeyEnv": "DIFFGEM_TEST_KEY"},
+        str(tmp_path / "log"),
+    )
+    await s.start()
+    await s.wait_ready()
+    filled: tuple[Hole, str] | None = None
+    for i, hole in enumerate(CANDIDATES):
+        uri = f"file:///tmp/remote/h{i}.py"
+        s.open(uri, hole.text, "python")
+        items = await s.inline(uri, hole.line, hole.character)
+        if items and items[0].insert_text:
+            filled = hole, items[0].insert_text
+            break
+    assert filled is not None, "the model behind the stand-in filled none of the candidate holes"
+    sent = [b for b in server.record.bodies if b.get("stream")]
+    assert sent and all("suffix" not in b and b["prompt"].endswith("<fim_middle>") for b in sent)
+    status = await s.worker_status()
+    assert status["backend"] == "vllm" and status["capabilities"]["pinning"] is True
+    assert KEY not in (tmp_path / "log").read_text()
+    await s.stop()
+
+
+async def test_rejected_key_is_one_message_and_never_logged(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFFGEM_TEST_KEY", "sk-not-the-key-9a8b")
+    s = window(
+        {"backend": "vllm", "endpoint": server.url, "apiKeyEnv": "DIFFGEM_TEST_KEY"},
+        str(tmp_path / "log"),
+    )
+    await s.start()
+    hole = CANDIDATES[0]
+    s.open("file:///tmp/remote/k.py", hole.text, "python")
+    for _ in range(3):
+        with pytest.raises(JsonRpcException, match="rejected the API key"):
+            await s.inline("file:///tmp/remote/k.py", hole.line, hole.character)
+    await asyncio.sleep(0.2)  # let the notifications that went out before the answers arrive
+    assert len([m for m in s.messages if "rejected the API key" in m]) == 1, s.messages  # type: ignore[attr-defined]
+    assert "sk-not-the-key" not in (tmp_path / "log").read_text()
+    await s.stop()
+
+
+async def test_plain_http_off_loopback_is_refused(tmp_path):
+    s = window({"backend": "vllm", "endpoint": "http://192.0.2.10:8000"}, str(tmp_path / "log"))
+    await s.start()
+    hole = CANDIDATES[0]
+    s.open("file:///tmp/remote/t.py", hole.text, "python")
+    with pytest.raises(JsonRpcException, match="use https://"):
+        await s.inline("file:///tmp/remote/t.py", hole.line, hole.character)
+    await s.stop()

@@ -72,6 +72,16 @@ try {
   await page.waitForSelector('.explorer-folders-view .monaco-list-row', { timeout: 60000 }); // workspace loaded
   await page.waitForTimeout(1000);
   step('workbench');
+  // Everything the diffgem status item says, in order (text, not only its accessibility label).
+  await page.evaluate(() => {
+    window.__diffgemTexts = [];
+    new MutationObserver(() => {
+      for (const node of document.querySelectorAll('[aria-label^="diffgem "]')) {
+        const text = node.textContent.trim();
+        if (text && window.__diffgemTexts.at(-1) !== text) window.__diffgemTexts.push(text);
+      }
+    }).observe(document.body, { subtree: true, characterData: true, childList: true, attributes: true });
+  });
 
   // Case 1: ghost text while typing, accepted with Tab.
   await openFile(page, 'hole.py');
@@ -96,6 +106,17 @@ try {
   }
   result.ghost = ghost;
   step('ghost text');
+  // The suggest widget must not show diffgem's fill a second time: the typed character is a trigger
+  // character, so before the fix it popped up with the ghost text. Watch for it for a few seconds.
+  result.suggest_rows = 0;
+  for (let i = 0; i < 16 && ghost !== null; i++) {
+    result.suggest_rows = Math.max(
+      result.suggest_rows,
+      await page.$$eval('.editor-widget.suggest-widget.visible .monaco-list-row', (rows) => rows.length),
+    );
+    await page.waitForTimeout(500);
+  }
+  result.status_texts = await page.evaluate(() => window.__diffgemTexts);
   if (ghost !== null) {
     await page.screenshot({ path: screenshot });
     await page.keyboard.press('Tab');
@@ -115,13 +136,22 @@ try {
       }
     }).observe(document.body, { subtree: true, attributes: true, childList: true, attributeFilter: ['aria-label'] });
   });
+  // Start from "ready" (as-you-type requests may still be running after the Tab).
+  await waitForDiffgem(page, 'ready', 90000);
+  await page.evaluate(() => {
+    window.__diffgemStates = [];
+  });
   await runCommand(page, 'diffgem: Restart Model Worker');
-  await page.waitForFunction(() => window.__diffgemStates.some((s) => s !== 'diffgem ready'), null, { timeout: 60000 }).catch(() => {});
+  await page
+    .waitForFunction(() => window.__diffgemStates.some((s) => /loading|stopped|starting/.test(s)), null, { timeout: 60000 })
+    .catch(() => {});
   await waitForDiffgem(page, 'ready', 90000);
   await page.waitForTimeout(300);
   result.restart_states = await page.evaluate(() => window.__diffgemStates);
   await runCommand(page, 'diffgem: Toggle Automatic Suggestions');
-  await page.waitForTimeout(1500);
+  await page
+    .waitForSelector('.notifications-toasts .notification-list-item-message:has-text("automatic suggestions")', { timeout: 15000 })
+    .catch(() => {});
   result.toggle_toasts = await page.$$eval('.notifications-toasts .notification-list-item-message', (n) => n.map((x) => x.textContent));
   await runCommand(page, 'Notifications: Clear All Notifications');
   step('commands');
@@ -133,25 +163,53 @@ try {
   await page.keyboard.press('Shift+End');
   result.before_rewrite = await lineTexts(page);
   // VS Code's own refactor menu lists the server's action (lightbulb / Ctrl+Shift+R).
+  const before = JSON.stringify(result.before_rewrite);
+  // Until the edit lands or the outcome is shown ("diffgem: the model…"); "diffgem: rewriting…" is the
+  // progress notification meanwhile.
+  const rewriteOutcome = async (name) => {
+    const started = Date.now();
+    const deadline = started + 120000;
+    let toasts = [];
+    let rewriting = false;
+    while (Date.now() < deadline) {
+      const lines = JSON.stringify(await lineTexts(page));
+      toasts = await page.$$eval('.notifications-toasts .notification-list-item-message', (n) => n.map((x) => x.textContent));
+      rewriting ||= toasts.some((t) => t.startsWith('diffgem: rewriting'));
+      if (lines !== before || toasts.some((t) => t.startsWith('diffgem: the model') || t.startsWith('diffgem: rewrite'))) break;
+      await page.waitForTimeout(250);
+    }
+    result[name] = { toasts, rewriting, after: await lineTexts(page), ms: Date.now() - started };
+  };
+  // VS Code's own refactor menu (lightbulb / Ctrl+Shift+R) lists the server's action; picking it
+  // applies the edit or explains.
   await page.keyboard.press('Control+Shift+R');
   try {
     await page.waitForSelector('.action-widget :text("Rewrite selection")', { timeout: 15000 });
     result.refactor_menu = true;
-  } catch {
-    result.refactor_menu = false;
+    // Focus it with the keyboard (the menu's pointer block swallows clicks) and apply it with Enter.
+    for (let i = 0; i < 5; i++) {
+      const focused = await page.$eval('.action-widget .monaco-list-row.focused', (n) => n.textContent).catch(() => '');
+      if (focused.includes('Rewrite selection')) break;
+      await page.keyboard.press('ArrowDown');
+    }
+    await page.keyboard.press('Enter');
+    await rewriteOutcome('menu_rewrite');
+  } catch (error) {
+    result.refactor_menu = result.refactor_menu ?? false;
+    result.menu_error = String(error);
+    await page.keyboard.press('Escape');
   }
-  await page.keyboard.press('Escape');
+  await runCommand(page, 'Notifications: Clear All Notifications');
+  if (JSON.stringify(await lineTexts(page)) !== before) {
+    await page.keyboard.press('Control+Z'); // undo the menu's edit, so the palette path starts alike
+  }
+  await gotoLine(page, '2:1');
+  for (let i = 0; i < 4; i++) await page.keyboard.press('Shift+ArrowDown');
+  await page.keyboard.press('Shift+End');
   await runCommand(page, 'diffgem: Rewrite Selection');
-  const before = JSON.stringify(result.before_rewrite);
-  const deadline = Date.now() + 60000;
-  result.toasts = [];
-  while (Date.now() < deadline) {
-    const lines = JSON.stringify(await lineTexts(page));
-    result.toasts = await page.$$eval('.notifications-toasts .notification-list-item-message', (n) => n.map((x) => x.textContent));
-    if (lines !== before || result.toasts.some((t) => t.startsWith('diffgem:'))) break;
-    await page.waitForTimeout(250);
-  }
-  result.after_rewrite = await lineTexts(page);
+  await rewriteOutcome('palette_rewrite');
+  result.toasts = result.palette_rewrite.toasts;
+  result.after_rewrite = result.palette_rewrite.after;
   step('rewrite');
 
   // Case 3: bad server paths give one clear message each (no crash loop): a server that exits at

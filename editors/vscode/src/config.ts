@@ -116,13 +116,51 @@ export function statusView(state: WorkerState, message = '', model = ''): Status
     error: '$(error)',
     stopped: '$(circle-slash)',
   };
+  // Words while the user waits (a cold start takes seconds before the first suggestion): an icon alone
+  // was easy to miss. Ready stays short.
+  const words: Record<WorkerState, string> = {
+    starting: 'diffgem: starting…',
+    loading: 'diffgem: loading model…',
+    ready: 'diffgem',
+    generating: 'diffgem: generating…',
+    error: 'diffgem: error',
+    stopped: 'diffgem: stopped',
+  };
   const details = [model && `model: ${model}`, message && message !== model ? message : ''].filter(Boolean);
   return {
-    text: `${icons[state]} diffgem`,
+    text: `${icons[state]} ${words[state]}`,
     tooltip: [`diffgem: ${state}`, ...details].join('\n'),
     accessibilityLabel: `diffgem ${state}`,
     isError: state === 'error',
   };
+}
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+
+const PYTHON_LEVELS: Record<string, LogLevel> = {
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARNING: 'warn',
+  ERROR: 'error',
+  CRITICAL: 'error',
+};
+
+/**
+ * One line of the server's stderr (diffgem_lsp/cli.py's format "%(asctime)s %(name)s %(levelname)s
+ * %(message)s") as a log-channel entry at its own level: vscode-languageclient writes all of stderr at
+ * `error`. A line without a level (a traceback's continuation) keeps the level of the line before it.
+ */
+export function serverLogLine(line: string, previous: LogLevel = 'info'): { level: LogLevel; text: string } {
+  const match = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (\S+) (DEBUG|INFO|WARNING|ERROR|CRITICAL) (.*)$/.exec(line);
+  if (!match) {
+    return { level: previous, text: line };
+  }
+  return { level: PYTHON_LEVELS[match[2]], text: `[${match[1]}] ${match[3]}` };
+}
+
+/** A resolved "Rewrite selection" without an edit: the server's reason, the same words in every editor. */
+export function rewriteOutcome(reason: string | undefined): string {
+  return `diffgem: ${reason ?? 'the model kept the selection as it is'}`;
 }
 
 /** The server exits at start when it never got as far as answering initialize. */

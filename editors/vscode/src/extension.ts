@@ -5,6 +5,7 @@
  * inline completion by default); the model logic all lives in the server.
  */
 import * as fs from 'node:fs';
+import * as readline from 'node:readline';
 import * as vscode from 'vscode';
 import {
   CloseAction,
@@ -25,9 +26,13 @@ import {
   SERVER_SETTING_KEYS,
   packSettings,
   resolveServerPath,
+  rewriteOutcome,
+  serverLogLine,
   statusView,
+  type LogLevel,
   type WorkerState,
 } from './config';
+import { DraftView } from './drafts';
 
 /** The client, except that its own notifications stay in the log once we have told the user. */
 class DiffgemClient extends LanguageClient {
@@ -41,6 +46,11 @@ class DiffgemClient extends LanguageClient {
 let client: DiffgemClient | undefined;
 let output: vscode.LogOutputChannel;
 let statusItem: vscode.StatusBarItem;
+let drafts: DraftView;
+// What the server last said (diffgem/status); `inFlight` inline requests show "generating…" before the
+// server's own status arrives (the debounce, a cold prompt cache), and the server's state after.
+let serverStatus: { state: WorkerState; message: string; model: string } = { state: 'starting', message: '', model: '' };
+let inFlight = 0;
 
 const executable = {
   isExecutable(file: string): boolean {
@@ -58,6 +68,11 @@ function settings(): Record<string, unknown> {
   return packSettings((key) => config.get(key));
 }
 
+function showServerStatus(state: WorkerState, message = '', model = ''): void {
+  serverStatus = { state, message, model };
+  showStatus(inFlight > 0 && state === 'ready' ? 'generating' : state, message, model);
+}
+
 function showStatus(state: WorkerState, message = '', model = ''): void {
   const view = statusView(state, message, model);
   statusItem.text = view.text;
@@ -69,6 +84,10 @@ function showStatus(state: WorkerState, message = '', model = ''): void {
 
 async function setRunning(running: boolean): Promise<void> {
   await vscode.commands.executeCommand('setContext', 'diffgem.running', running);
+}
+
+function lines(input: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+  readline.createInterface({ input, crlfDelay: Infinity, terminal: false }).on('line', onLine);
 }
 
 /** One clear message with a way out; never a modal loop. */
@@ -119,6 +138,52 @@ async function startClient(): Promise<void> {
     ]),
     initializationOptions: settings(),
     outputChannel: output,
+    // The server logs to stderr, which the client would write entirely at `error` level.
+    stdioOptions: {
+      stdout: (input, channel) => lines(input, (line) => channel.info(line)),
+      stderr: (input, channel) => {
+        let level: LogLevel = 'info';
+        lines(input, (line) => {
+          const entry = serverLogLine(line, level);
+          level = entry.level;
+          channel[entry.level](entry.text);
+        });
+      },
+    },
+    middleware: {
+      // Ghost text is how VS Code shows diffgem; the same fill in the suggest widget as well popped up
+      // a second copy of it on every trigger character. The popup is for those who turn ghost text off.
+      provideCompletionItem: (document, position, context, token, next) =>
+        vscode.workspace.getConfiguration('editor', document).get<boolean>('inlineSuggest.enabled', true)
+          ? undefined
+          : next(document, position, context, token),
+      provideInlineCompletionItems: async (document, position, context, token, next) => {
+        inFlight++;
+        showServerStatus(serverStatus.state, serverStatus.message, serverStatus.model);
+        try {
+          return await next(document, position, context, token);
+        } finally {
+          inFlight--;
+          drafts.clear();
+          showServerStatus(serverStatus.state, serverStatus.message, serverStatus.model);
+        }
+      },
+      // VS Code's own code-action menu (lightbulb, Refactor…) applies a resolved edit but shows nothing
+      // while the model runs, nor when the server keeps the text (`disabled`): say both.
+      resolveCodeAction: async (item, token, next) => {
+        if (item.title !== 'Rewrite selection') {
+          return next(item, token);
+        }
+        const resolved = await vscode.window.withProgress(
+          { location: vscode.ProgressLocation.Notification, title: 'diffgem: rewriting…' },
+          async () => next(item, token),
+        );
+        if (resolved && !resolved.edit && !token.isCancellationRequested) {
+          void vscode.window.showInformationMessage(rewriteOutcome(resolved.disabled?.reason));
+        }
+        return resolved;
+      },
+    },
     initializationFailedHandler: (error) => {
       failedAtStart(String(error));
       return false;
@@ -168,14 +233,20 @@ async function startClient(): Promise<void> {
     return;
   }
   next.onNotification('diffgem/status', (params: { state?: WorkerState; message?: string; model?: string }) => {
-    showStatus(params.state ?? 'ready', params.message ?? '', params.model ?? '');
+    showServerStatus(params.state ?? 'ready', params.message ?? '', params.model ?? '');
+  });
+  // streamDrafts: the canvas of the running inline request, drawn dimmed until the answer replaces it.
+  next.onNotification('diffgem/draft', (params: { uri: string; line: number; character: number; text: string }) => {
+    if (inFlight > 0) {
+      drafts.show(params);
+    }
   });
   try {
     const status: { state?: WorkerState; model?: string } = await next.sendRequest('workspace/executeCommand', {
       command: 'diffgem.status',
       arguments: [],
     });
-    showStatus(status.state ?? 'loading', '', status.model ?? '');
+    showServerStatus(status.state ?? 'loading', '', status.model ?? '');
   } catch (error) {
     output.warn(`diffgem.status failed: ${String(error)}`);
   }
@@ -220,13 +291,13 @@ async function rewriteSelection(): Promise<void> {
     return;
   }
   const resolved = await vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Window, title: 'diffgem: rewriting' },
+    { location: vscode.ProgressLocation.Notification, title: 'diffgem: rewriting…' },
     () => client!.sendRequest(CodeActionResolveRequest.type, action),
   );
   if (resolved.edit) {
     await vscode.workspace.applyEdit(await p2c.asWorkspaceEdit(resolved.edit));
   } else {
-    void vscode.window.showInformationMessage(`diffgem: ${resolved.disabled?.reason ?? 'no change'}.`);
+    void vscode.window.showInformationMessage(rewriteOutcome(resolved.disabled?.reason));
   }
 }
 
@@ -235,7 +306,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   statusItem = vscode.window.createStatusBarItem('diffgem.status', vscode.StatusBarAlignment.Right, 100);
   statusItem.name = 'diffgem';
   statusItem.command = 'diffgem.showLog';
-  context.subscriptions.push(output, statusItem);
+  drafts = new DraftView();
+  context.subscriptions.push(output, statusItem, drafts);
 
   context.subscriptions.push(
     vscode.commands.registerCommand('diffgem.showLog', () => output.show()),

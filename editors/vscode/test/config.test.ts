@@ -3,7 +3,15 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { RestartPolicy, SERVER_SETTING_KEYS, packSettings, resolveServerPath, statusView } from '../src/config';
+import {
+  RestartPolicy,
+  SERVER_SETTING_KEYS,
+  packSettings,
+  resolveServerPath,
+  rewriteOutcome,
+  serverLogLine,
+  statusView,
+} from '../src/config';
 
 const probe = (existing: string[]) => ({ isExecutable: (file: string) => existing.includes(file) });
 
@@ -73,6 +81,11 @@ describe('statusView and RestartPolicy', () => {
     assert.ok(statusView('error', 'boom').isError);
     assert.match(statusView('loading', 'loading model').tooltip, /loading model/);
   });
+  it('says in words when the user is waiting', () => {
+    assert.equal(statusView('loading').text, '$(loading~spin) diffgem: loading model…');
+    assert.equal(statusView('generating').text, '$(sync~spin) diffgem: generating…');
+    assert.equal(statusView('ready').text, '$(check) diffgem');
+  });
   it('never restarts a server that exited at start', () => {
     assert.equal(new RestartPolicy().shouldRestart(false, 0), false);
   });
@@ -80,5 +93,24 @@ describe('statusView and RestartPolicy', () => {
     const policy = new RestartPolicy(2, 1000);
     assert.deepEqual([0, 1, 2].map((t) => policy.shouldRestart(true, t)), [true, true, false]);
     assert.equal(policy.shouldRestart(true, 5000), true);
+  });
+});
+
+describe('serverLogLine and rewriteOutcome', () => {
+  it('maps the server log level instead of tagging all of stderr as error', () => {
+    assert.deepEqual(serverLogLine('2026-11-30 23:46:18,538 diffgem.worker_client INFO worker started pid=1'), {
+      level: 'info',
+      text: '[diffgem.worker_client] worker started pid=1',
+    });
+    assert.equal(serverLogLine('2026-11-30 23:46:18,538 diffgem.x WARNING slow', 'info').level, 'warn');
+    assert.equal(serverLogLine('2026-11-30 23:46:18,538 diffgem.x ERROR boom').level, 'error');
+    assert.equal(serverLogLine('2026-11-30 23:46:18,538 diffgem.x DEBUG detail').level, 'debug');
+  });
+  it('keeps a traceback line at the level of the line before it', () => {
+    assert.deepEqual(serverLogLine('  File "x.py", line 1', 'error'), { level: 'error', text: '  File "x.py", line 1' });
+  });
+  it('words a rewrite without an edit like every other editor', () => {
+    assert.equal(rewriteOutcome("the model's rewrite would not parse: dropped"), "diffgem: the model's rewrite would not parse: dropped");
+    assert.equal(rewriteOutcome(undefined), 'diffgem: the model kept the selection as it is');
   });
 });

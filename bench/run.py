@@ -268,6 +268,12 @@ async def main() -> int:
     table = markdown(results)
     (out / "results.md").write_text(table)
     print(table)
+    # Speed sections: the decoder step against this machine's floor, and typing over LSP
+    # (bench/speed.py writes bench/speed.md and bench/speed.json).
+    from speed import run_speed
+
+    await run_speed(out)
+    print((out / "speed.md").read_text())
     return 0
 
 

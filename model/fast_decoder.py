@@ -11,7 +11,6 @@ the cache. Models it does not cover (several experts, softcapped attention, clip
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from transformers.cache_utils import Cache
 
 # Set DIFFGEM_LEAN_DECODER=0 to force HF's forward everywhere (the reference path, for A/B runs).
 ENV_SWITCH = "DIFFGEM_LEAN_DECODER"
+_SMALLEST_NORMAL = torch.finfo(torch.float32).tiny
 
 
 def lean_unsupported(model) -> str | None:
@@ -194,12 +194,28 @@ class LeanStep:
     def __call__(
         self, canvas: torch.Tensor, self_conditioning: torch.Tensor | None = None
     ) -> torch.Tensor:
+        # Denormals: a sharp softmax (logits / t, t = 0.1-0.3) leaves tens of thousands of
+        # probabilities below float32's smallest normal, and every multiply by one takes a
+        # microcode assist — measured 49 ms instead of 2.2 ms for the soft-embedding matmul. They
+        # are ~1e-38 of a sum of order 1e-2, so flushing them changes no result bit that matters
+        # (the logits test and the real-holes test hold it to HF's forward).
+        torch.set_flush_denormal(True)  # this thread's MXCSR (FTZ/DAZ): the layers' ops too
+        try:
+            return self._forward(canvas, self_conditioning)
+        finally:
+            torch.set_flush_denormal(False)
+
+    def _forward(
+        self, canvas: torch.Tensor, self_conditioning: torch.Tensor | None
+    ) -> torch.Tensor:
         dec = self.dec
         eps = dec.eps
         h = F.embedding(canvas, dec.embed) * dec.embed_scale  # [1, C, hidden]
         if self_conditioning is not None:
             # Soft embeddings of the previous step's distribution (DiffusionGemmaDecoderModel.forward).
             probs = self_conditioning.softmax(dim=-1, dtype=torch.float32).to(dec.embed.dtype)
+            # Other intra-op threads keep their own MXCSR: zero the denormals explicitly.
+            probs = probs.masked_fill_(probs < _SMALLEST_NORMAL, 0.0)  # [1, C, V]
             soft = torch.matmul(probs, dec.embed) * dec.embed_scale  # [1, C, hidden]
             normed = _rms(soft, dec.sc_pre_norm, eps)
             gate, up = F.linear(normed, dec.sc_gate_up).chunk(2, dim=-1)
@@ -282,9 +298,17 @@ def cpu_has_native_bf16() -> bool:
 
 
 def default_threads() -> int:
-    """Intra-op threads for the decoder: the physical cores this process may use (at least 1)."""
+    """Intra-op threads for the worker: DIFFGEM_THREADS if set, else one core less than this process
+    may use, at most 4 (at least 1).
+
+    One core is left to the editor and the LSP server: with OpenMP's busy-waiting barriers, two threads
+    on a 2-core machine that also runs anything else made a decoder step ~10x slower than one thread
+    (bench/speed.md, "2 intra-op threads"), and matmuls of 32 canvas rows stop scaling past a few threads.
+    """
+    if os.environ.get("DIFFGEM_THREADS", "").isdigit() and int(os.environ["DIFFGEM_THREADS"]) > 0:
+        return int(os.environ["DIFFGEM_THREADS"])
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count() or 1
-    return max(1, math.floor(usable))
+    return min(4, max(1, usable - 1))

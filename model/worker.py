@@ -182,7 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--prompt-cache-mb", type=int, default=256)
     parser.add_argument(
-        "--threads", type=int, default=0, help="torch CPU threads (0 = torch default)"
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (0 = fast_decoder.default_threads())",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -200,10 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     worker.send(P.event(P.EV_HELLO, pid=os.getpid(), protocol=P.PROTOCOL_VERSION))
     threading.Thread(target=worker.read_requests, args=(sys.stdin.buffer,), daemon=True).start()
     threading.Thread(target=exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    if args.threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(args.threads)
+    from .fast_decoder import default_threads
+
+    torch.set_num_threads(args.threads or default_threads())
     worker.load()
     worker.serve()
     return 0

@@ -1,0 +1,94 @@
+"""`make bench`, speed sections: the decoder step against this machine's floor, and typing over LSP.
+
+Boundary: runs `floor.measure` (engine in process) and `typing_replay.run_typing` (the real server) and
+writes bench/speed.json and bench/speed.md; `bench/run.py` calls `run_speed()`, and `python
+bench/speed.py` runs these sections alone. Every figure sits beside the load average it was taken under.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+import floor  # noqa: E402
+import steps  # noqa: E402
+import typing_replay  # noqa: E402
+
+# Typing runs, one server each, in this order. The defaults first; then one knob changed at a time.
+TYPING_CONFIGS: dict[str, tuple[dict, dict[str, str], float | None]] = {
+    "default": ({}, {}, None),
+    "default, a key every 150 ms": ({}, {}, 150.0),
+    "HF forward (DIFFGEM_LEAN_DECODER=0)": ({}, {"DIFFGEM_LEAN_DECODER": "0"}, None),
+    "2 intra-op threads (DIFFGEM_THREADS=2)": ({}, {"DIFFGEM_THREADS": "2"}, None),
+    "fixed 60 ms debounce (the old default)": (
+        {"adaptiveDebounce": False, "debounceMs": 60},
+        {},
+        None,
+    ),
+}
+
+
+async def run_speed(out_dir: Path = BENCH, lines_per_file: int = 3, chars: int = 10) -> dict:
+    results: dict = {"machine": f"{platform.processor() or platform.machine()}"}
+    print("floor: matmuls, HF vs lean step, profiles …", flush=True)
+    results["floor"] = floor.measure(out_dir)
+    print("steps: commit threshold vs exact match …", flush=True)
+    results["steps"] = steps.measure_steps()
+    results["typing"] = {}
+    for name, (options, env, interval_ms) in TYPING_CONFIGS.items():
+        print(f"typing: {name} …", flush=True)
+        before = floor.load_average()
+        row = await typing_replay.run_typing(options, lines_per_file, chars, env, interval_ms)
+        row["load"] = f"{before} → {floor.load_average()}"
+        results["typing"][name] = row
+    # The worker's step is wall time at the worker's thread count: compare it with that floor.
+    threads = str(results["floor"]["worker_threads"])
+    floor_ms = results["floor"]["threads"][threads]["floor_ms_wall"]
+    for row in results["typing"].values():
+        row["step_floor_ratio"] = row["step_ms_p50"] / floor_ms if floor_ms else None
+    (out_dir / "speed.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (out_dir / "speed.md").write_text(markdown(results))
+    return results
+
+
+def markdown(r: dict) -> str:
+    out = [
+        "# Speed: decoder step vs this machine's floor, and typing over LSP",
+        "",
+        "## Decoder step vs floor (engine in process, ~430-token cached prompt, 32-token canvas)",
+        "",
+        floor.markdown(r["floor"]),
+        "## Forwards per request vs exact match (engine in process, 1 thread)",
+        "",
+        steps.markdown(r["steps"]),
+        "## Typing real files back, one keystroke at a time (automatic inline request each)",
+        "",
+        "| config | keystrokes | keystroke → answer p50 / p95 (ms) | superseded | forwards / request "
+        "| step p50 (ms) | step / floor | empty answers | load average |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, t in r["typing"].items():
+        ratio = f"{t['step_floor_ratio']:.1f}×" if t.get("step_floor_ratio") else "n/a"
+        out.append(
+            f"| {name} | {t['keystrokes']} | {t['latency_ms']['p50']:.0f} / {t['latency_ms']['p95']:.0f} "
+            f"| {100 * t['superseded_rate']:.0f}% | {t['forwards_per_request']:.2f} | {t['step_ms_p50']:.1f} | {ratio} "
+            f"| {100 * t['empty_result_rate']:.0f}% | {t['load']} |"
+        )
+    files = ", ".join(next(iter(r["typing"].values()))["files"]) if r["typing"] else ""
+    out += [
+        "",
+        f"Files typed: {files}; {r['machine']}. Step / floor: the worker's denoise time per forward "
+        "over the wall-clock floor at the worker's thread count (FLOPs ÷ the best matmul throughput "
+        "measured above at that count).",
+    ]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    result = asyncio.run(run_speed())
+    print((BENCH / "speed.md").read_text())

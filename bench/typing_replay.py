@@ -1,0 +1,173 @@
+"""Typing benchmark: real files typed back one keystroke at a time over LSP, with the default settings.
+
+Boundary: drives the real server through `examples/editor_client.py` (debounce, prompt cache, worker and
+all); `bench/run.py` calls `run_typing()` and writes the figures. Each keystroke is a whole-document
+didChange followed by an automatic inline completion request at the new cursor, as VS Code sends them;
+the next keystroke waits for the answer, so each figure is one keystroke's own latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples"))
+from editor_client import EditorSession, language_of  # noqa: E402
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+# A ~500-line Python file (the issue's case), a second Python file and code of our own in JavaScript.
+TYPED_FILES = [STDLIB / "textwrap.py", STDLIB / "shlex.py", ROOT / "bench/corpus/ring_buffer.js"]
+
+
+@dataclass(frozen=True)
+class TypedLine:
+    path: Path
+    row: int
+    before: str  # the file up to where this line's text starts (its indentation included)
+    typed: str  # the line's text, typed one character at a time
+    after: str  # the rest of the file from the end of the line (its newline on)
+
+
+def lines_to_type(path: Path, count: int, chars: int) -> list[TypedLine]:
+    """`count` content lines spread evenly through the file, each typed for at most `chars` keystrokes."""
+    text = path.read_text()
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+    content = [
+        i
+        for i, line in enumerate(lines)
+        if i > 10 and len(line.strip()) >= 12 and not line.strip().startswith(("#", "//", '"'))
+    ]
+    picked = content[:: max(1, len(content) // count)][:count]
+    out = []
+    for row in picked:
+        line = lines[row]
+        indent = len(line) - len(line.lstrip())
+        begin, end = starts[row] + indent, starts[row] + len(line)
+        out.append(TypedLine(path, row, text[:begin], text[begin:end][:chars], text[end:]))
+    return out
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def type_lines(
+    session: EditorSession,
+    lines: list[TypedLine],
+    interval_ms: float | None = None,
+    warmup: int = 2,
+) -> dict[str, list]:
+    """Type every line. Per keystroke: latency (ms, None if superseded), ghost shown, forwards, step.
+
+    `interval_ms=None`: the next key waits for the answer (each latency is the keystroke's own).
+    Otherwise keys come every `interval_ms` like a typist's, and an answer still out when the next key
+    lands is superseded (the server cancels it; the editor would drop it) — the last key of each line
+    is always waited for, as when the typist pauses to read the suggestion.
+    """
+    out: dict[str, list] = {"latency_ms": [], "ghost": [], "forwards": [], "step_ms": []}
+    opened: set[Path] = set()
+    for line in lines:
+        uri = f"file:///typing/{line.path.name}"
+        # The line starts blank (cursor after its indentation), the rest of the file around it.
+        base = line.before + line.after
+        if line.path not in opened:
+            session.open(uri, base, language_of(line.path.name))
+            opened.add(line.path)
+        else:
+            session.change(uri, base)
+        row = line.before.count("\n")
+        column = len(line.before.rsplit("\n", 1)[-1].encode("utf-16-le")) // 2
+        for k in range(1, len(line.typed) + 1):
+            typed = line.typed[:k]
+            t = time.perf_counter()
+            session.change(uri, line.before + typed + line.after)
+            request = asyncio.ensure_future(
+                session.inline(
+                    uri, row, column + len(typed.encode("utf-16-le")) // 2, automatic=True
+                )
+            )
+            last_key = k == len(line.typed)
+            timeout = None if interval_ms is None or last_key else interval_ms / 1000
+            done, _ = await asyncio.wait({request}, timeout=timeout)
+            items = []
+            latency: float | None = None
+            if done:
+                latency = (time.perf_counter() - t) * 1000
+                try:
+                    items = request.result()
+                except Exception:  # a superseded request may be answered with an error
+                    items = []
+            else:
+                request.add_done_callback(lambda f: f.cancelled() or f.exception())
+            last = (await session.worker_status()).get("last") or {}
+            if warmup > 0:  # the first keystrokes of a run load caches; not a typing figure
+                warmup -= 1
+                continue
+            out["latency_ms"].append(latency)
+            out["ghost"].append(bool(items and items[0].insert_text.strip()))
+            if latency is not None:
+                forwards = int(last.get("forwards", 0))
+                out["forwards"].append(forwards)
+                if forwards:
+                    out["step_ms"].append(float(last.get("denoise_ms", 0.0)) / forwards)
+            if interval_ms is not None and not last_key:
+                # The next key lands `interval_ms` after this one, whatever happened meanwhile.
+                await asyncio.sleep(max(0.0, interval_ms / 1000 - (time.perf_counter() - t)))
+    return out
+
+
+async def run_typing(
+    options: dict,
+    lines_per_file: int = 3,
+    chars: int = 10,
+    env: dict[str, str] | None = None,
+    interval_ms: float | None = None,
+) -> dict:
+    """One server with `options` (defaults: {}), every file's lines typed back; summary figures."""
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        session = EditorSession(options={"seed": 0, **options})
+        await session.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    try:
+        await session.wait_ready()
+        lines = [t for f in TYPED_FILES for t in lines_to_type(f, lines_per_file, chars)]
+        raw = await type_lines(session, lines, interval_ms)
+    finally:
+        await session.stop()
+    answered = [x for x in raw["latency_ms"] if x is not None]
+    lat, ghost = (
+        answered,
+        [g for g, x in zip(raw["ghost"], raw["latency_ms"], strict=True) if x is not None],
+    )
+    return {
+        "keystrokes": len(raw["latency_ms"]),
+        "interval_ms": interval_ms,
+        "superseded_rate": 1 - len(answered) / max(len(raw["latency_ms"]), 1),
+        "latency_ms": {"p50": _pct(lat, 0.5), "p95": _pct(lat, 0.95)},
+        "empty_result_rate": 1 - sum(ghost) / max(len(ghost), 1),
+        "forwards_per_request": statistics.mean(raw["forwards"]) if raw["forwards"] else 0.0,
+        "step_ms_p50": _pct(raw["step_ms"], 0.5),
+        "files": [f.name for f in TYPED_FILES],
+        "options": options,
+        "env": env or {},
+    }

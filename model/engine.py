@@ -196,11 +196,6 @@ class Engine:
             generator=generator,
         )
         pinned = {pos: self.eos_ids[0] for pos in range(length, self.canvas_length)}
-        # Suffix pins (if any) sit at the end of the canvas; keep them just before the EOS run instead.
-        shift = self.canvas_length - length
-        for pos, token in prompt.pinned.items():
-            if pos - shift >= 0:
-                pinned[pos - shift] = token
         return replace(prompt, pinned=pinned)
 
     def _until_eos(self, canvas: list[int]) -> tuple[list[int], bool]:

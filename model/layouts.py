@@ -6,7 +6,9 @@ always come from the tokenizer, never literals.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
@@ -102,31 +104,26 @@ def chat_prompt(
     *,
     canvas_length: int,
     old_text: str | None = None,
-    pin_suffix_tokens: int = 0,
     max_context_chars: int = 8000,
 ) -> Prompt:
     """Prompt-level infill for DiffusionGemma-it, which has no FIM tokens and no mask token.
 
-    With `pin_suffix_tokens`, the suffix's first tokens are pinned at the end of the canvas (a clamping
-    logits processor keeps them: REFERENCE.md, "No native infill").
+    The instruction, the code with a `<HOLE>` (or `<EDIT>...</EDIT>`) marker and the rest of the file go in
+    one user turn of the checkpoint's own chat template. Where the middle ends is not decided by the
+    prompt: the engine probes a length and pins EOS after it (engine._with_chosen_length).
     """
     prefix, suffix = prefix[-max_context_chars:], suffix[: max_context_chars // 2]
     if old_text is None:
         body = CHAT_INSTRUCTION + prefix + "<HOLE>" + suffix
     else:
         body = CHAT_EDIT_INSTRUCTION + prefix + "<EDIT>" + old_text + "</EDIT>" + suffix
-    ids = tokenizer.apply_chat_template(
+    encoded: Any = tokenizer.apply_chat_template(
         [{"role": "user", "content": body}], tokenize=True, add_generation_prompt=True
     )
-    if not isinstance(ids, list):  # some tokenizers return a BatchEncoding
-        ids = list(ids["input_ids"])
-    pinned: dict[int, int] = {}
-    if pin_suffix_tokens and suffix:
-        tail = tokenizer(suffix, add_special_tokens=False).input_ids[:pin_suffix_tokens]
-        start = canvas_length - len(tail)
-        pinned = {start + i: t for i, t in enumerate(tail)}
+    if not isinstance(encoded, list):  # transformers 5 returns a BatchEncoding
+        encoded = encoded["input_ids"]
     initial = _old_text_canvases(tokenizer, old_text, canvas_length)
-    return Prompt(ids=list(ids), initial_canvases=initial, pinned=pinned)
+    return Prompt(ids=[int(i) for i in encoded], initial_canvases=initial)
 
 
-LAYOUTS = {"fim": fim_prompt, "chat": chat_prompt}
+LAYOUTS: dict[str, Callable[..., Prompt]] = {"fim": fim_prompt, "chat": chat_prompt}

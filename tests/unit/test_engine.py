@@ -241,31 +241,6 @@ def test_fim_layout_matches_contract(engine):
     assert replace(SamplerSettings(), max_steps=3).max_steps == 3
 
 
-def test_chat_layout_probes_a_length_and_pins_the_rest(tiny_checkpoint, tmp_path):
-    """DiffusionGemma-it style: prompt-level infill, no EOS-decided length, EOS pinned after the chosen one."""
-    import shutil
-
-    from transformers import AutoTokenizer
-
-    chat = tmp_path / "chat"
-    shutil.copytree(tiny_checkpoint, chat)
-    config = json.loads((chat / "config.json").read_text())
-    config["diffgem_prompt_layout"] = "chat"
-    (chat / "config.json").write_text(json.dumps(config))
-    tok = AutoTokenizer.from_pretrained(chat)
-    tok.chat_template = "{% for m in messages %}<bos>{{ m['content'] }}{% endfor %}<fim_middle>"
-    tok.save_pretrained(chat)
-    engine = Engine.load(chat, device="cpu")
-    assert engine.layout == "chat"
-    gen = engine.generate(
-        GenerateParams(
-            prefix=PREFIX, suffix=SUFFIX, max_tokens=8, sampler=SamplerSettings(max_steps=4)
-        )
-    )
-    assert gen.finished  # the pinned EOS run ends the middle
-    assert len(gen.token_ids) <= 8
-
-
 def test_long_edit_spans_several_canvases(engine):
     """A selection longer than one canvas is rewritten whole, never cut at the canvas boundary."""
     old = "total = total + values[i] * weights[i] - offsets[i] / scale + bias\n" * 4

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pygls.exceptions import JsonRpcContentModified, JsonRpcInternalError, JsonRpcInvalidParams
 
@@ -54,6 +54,25 @@ class Rewrite:
     edits: list[C.TextEditData]
     version: int | None
     result: GenerationResult
+
+
+# "Rewrite selection" outcomes without an edit, in the words every editor shows after "diffgem: "
+# (editors/README.md; tests/editors/conftest.py REWRITE_OUTCOMES). One per outcome, so the user knows
+# whether the model agreed with the code or its rewrite was thrown away, and why.
+KEPT = "the model kept the selection as it is"
+EMPTY = "the model's rewrite was empty: dropped"
+CUT_BY_BUDGET = "the model's rewrite was cut by the token budget: dropped"
+WOULD_NOT_PARSE = "the model's rewrite would not parse: dropped"
+
+
+@dataclass(frozen=True)
+class NoRewrite:
+    """A rewrite without an edit and the reason (one of the outcomes above). Falsy, like None was."""
+
+    reason: str
+
+    def __bool__(self) -> Literal[False]:
+        return False
 
 
 def sampler_settings(session: Session, automatic: bool) -> SamplerSettings:
@@ -174,8 +193,8 @@ async def infill(
 
 async def rewrite(
     session: Session, uri: str, start: tuple[int, int], end: tuple[int, int], version: int | None
-) -> Rewrite | None:
-    """A minimal edit that rewrites the selection (expanded to whole syntax nodes), or None."""
+) -> Rewrite | NoRewrite:
+    """A minimal edit that rewrites the selection (expanded to whole syntax nodes), or why there is none."""
     doc = session.document(uri)
     if version is not None and doc.version is not None and doc.version != version:
         raise JsonRpcContentModified("document changed since the code action was listed")
@@ -197,10 +216,15 @@ async def rewrite(
     if not result.finished:
         # A rewrite cut by the token budget would drop the rest of the selection: offer nothing.
         log.info("rewrite not finished within %d tokens: dropped", params.max_tokens)
-        return None
+        return NoRewrite(CUT_BY_BUDGET)
+    if not result.text.strip():
+        return NoRewrite(EMPTY)
     new_text = C.postprocess_edit(canvas, result.text)
-    if new_text is None or new_text == canvas.original:
-        return None
+    if new_text is None:  # non-empty, so rejected for making the file parse worse
+        log.info("rewrite would not parse: dropped")
+        return NoRewrite(WOULD_NOT_PARSE)
+    if new_text == canvas.original:
+        return NoRewrite(KEPT)
     edits = C.minimal_edits(canvas.original, new_text, canvas.start)
     return Rewrite(
         edits=to_client_encoding(text, edits, session.position_encoding),

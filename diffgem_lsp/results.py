@@ -56,9 +56,8 @@ def completion_list(fill: Infill | None) -> types.CompletionList:
         label=first_line[:COMPLETION_LABEL_CHARS] + ("…" if cut else ""),
         kind=types.CompletionItemKind.Snippet,
         detail="diffgem",
-        documentation=types.MarkupContent(
-            kind=types.MarkupKind.Markdown, value=f"```\n{fill.insert_text}\n```"
-        ),
+        # Plain text: a completion preview shows it as is (Neovim's popup printed the fences).
+        documentation=types.MarkupContent(kind=types.MarkupKind.PlainText, value=fill.insert_text),
         text_edit=types.TextEdit(range=infill_range(fill), new_text=fill.insert_text),
         insert_text_format=types.InsertTextFormat.PlainText,
         filter_text="",
@@ -101,8 +100,8 @@ def rewrite_action(data: dict[str, Any], *, with_command: bool) -> types.CodeAct
     return action
 
 
-def kept_as_is() -> types.CodeActionDisabled:
-    return types.CodeActionDisabled(reason="the model kept the selection as it is")
+def kept_as_is(reason: str = "the model kept the selection as it is") -> types.CodeActionDisabled:
+    return types.CodeActionDisabled(reason=reason)
 
 
 def show_message(message: str, kind: types.MessageType) -> types.ShowMessageParams:

@@ -41,9 +41,13 @@ def _parse_target(data: Any) -> tuple[str, tuple[int, int], tuple[int, int], int
         raise JsonRpcInvalidParams(f"diffgem: malformed rewrite target: {exc}") from exc
 
 
-async def run_rewrite(session: Session, data: Any) -> types.WorkspaceEdit | None:
+async def run_rewrite(
+    session: Session, data: Any
+) -> types.WorkspaceEdit | pipelines.NoRewrite | None:
     uri, start, end, version = _parse_target(data)
     rewrite = await pipelines.rewrite(session, uri, start, end, version)
+    if isinstance(rewrite, pipelines.NoRewrite):
+        return rewrite
     return results.workspace_edit(uri, rewrite) if rewrite else None
 
 
@@ -68,7 +72,9 @@ def code_action(session: Session, params: types.CodeActionParams) -> list[types.
 
 async def code_action_resolve(session: Session, action: types.CodeAction) -> types.CodeAction:
     edit = await run_rewrite(session, action.data)
-    if edit is None:
+    if isinstance(edit, pipelines.NoRewrite):
+        action.disabled = results.kept_as_is(edit.reason)
+    elif edit is None:
         action.disabled = results.kept_as_is()
     else:
         action.edit = edit

@@ -11,6 +11,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from .. import results
 from ..session import Session
 from .code_action import run_rewrite
 
@@ -38,7 +39,8 @@ async def status(session: Session, arguments: list[Any]) -> dict[str, Any]:
 
 async def apply_rewrite(session: Session, arguments: list[Any]) -> bool:
     edit = await run_rewrite(session, arguments[0] if arguments else None)
-    if edit is None:
-        session.client.show_message("diffgem: nothing to rewrite", types.MessageType.Info)
+    if not isinstance(edit, types.WorkspaceEdit):  # the same words as a resolved action's reason
+        reason = edit.reason if edit is not None else results.kept_as_is().reason
+        session.client.show_message(f"diffgem: {reason}", types.MessageType.Info)
         return False
     return await session.client.apply_edit(edit, "Rewrite selection")

@@ -51,6 +51,7 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
 # ("diffgem: " + reason). One per outcome, so the user knows which one happened.
 REWRITE_OUTCOMES = (
     "the model kept the selection as it is",
+    "the model's rewrite was empty: dropped",
     "the model's rewrite was cut by the token budget: dropped",
     "the model's rewrite would not parse: dropped",
 )

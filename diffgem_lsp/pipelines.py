@@ -21,6 +21,7 @@ from diffgem_protocol import GenerateParams, GenerationResult, SamplerSettings
 from . import canvas as C
 from .backends import BackendError
 from .session import Session
+from .settings import Settings
 
 log = logging.getLogger("diffgem.pipelines")
 
@@ -75,9 +76,8 @@ class NoRewrite:
         return False
 
 
-def sampler_settings(session: Session, automatic: bool) -> SamplerSettings:
+def sampler_settings(s: Settings, automatic: bool) -> SamplerSettings:
     """The user's settings as sampler knobs. Temperatures are the checkpoint's own (the worker sets them)."""
-    s = session.settings
     return SamplerSettings(
         rule=s.sampler,
         max_steps=s.automatic_steps if automatic else s.invoked_steps,
@@ -158,13 +158,7 @@ async def infill(
     canvas = C.build_infill_canvas(text, doc.language_id or "", position)
     if canvas is None:
         return None
-    params = GenerateParams(
-        prefix=canvas.prefix + prefix_extra,
-        suffix=canvas.suffix,
-        max_tokens=canvas.max_tokens,
-        sampler=sampler_settings(session, automatic),
-        seed=session.settings.seed,
-    )
+    params = infill_params(canvas, session.settings, automatic, prefix_extra)
     deadline = AUTOMATIC_DEADLINE_S if automatic else INVOKED_DEADLINE_S
     try:
         result = await _generate(session, params, f"infill {canvas.hole_kind}", on_draft, deadline)
@@ -204,33 +198,63 @@ async def rewrite(
     start_pos = _to_position(session, text, *start)
     end_pos = _to_position(session, text, *end)
     canvas = C.build_edit_canvas(text, doc.language_id or "", start_pos, end_pos)
-    params = GenerateParams(
-        prefix=canvas.prefix,
-        suffix=canvas.suffix,
-        old_text=canvas.original,
-        max_tokens=max(64, len(canvas.original)),  # generous: characters bound tokens
-        sampler=sampler_settings(session, automatic=False),
-        seed=session.settings.seed,
-    )
+    params = rewrite_params(canvas, session.settings)
     result = await _generate(session, params, "rewrite")
-    if not result.finished:
-        # A rewrite cut by the token budget would drop the rest of the selection: offer nothing.
-        log.info("rewrite not finished within %d tokens: dropped", params.max_tokens)
-        return NoRewrite(CUT_BY_BUDGET)
-    if not result.text.strip():
-        return NoRewrite(EMPTY)
-    new_text = C.postprocess_edit(canvas, result.text)
-    if new_text is None:  # non-empty, so rejected for making the file parse worse
-        log.info("rewrite would not parse: dropped")
-        return NoRewrite(WOULD_NOT_PARSE)
-    if new_text == canvas.original:
-        return NoRewrite(KEPT)
+    new_text = rewritten_text(canvas, result)
+    if new_text is None:
+        return NoRewrite(no_rewrite_reason(canvas, result))
     edits = C.minimal_edits(canvas.original, new_text, canvas.start)
     return Rewrite(
         edits=to_client_encoding(text, edits, session.position_encoding),
         version=doc.version,
         result=result,
     )
+
+
+def infill_params(
+    canvas: C.InfillCanvas, settings: Settings, automatic: bool, prefix_extra: str = ""
+) -> GenerateParams:
+    return GenerateParams(
+        prefix=canvas.prefix + prefix_extra,
+        suffix=canvas.suffix,
+        max_tokens=canvas.max_tokens,
+        sampler=sampler_settings(settings, automatic),
+        seed=settings.seed,
+    )
+
+
+def rewrite_params(canvas: C.EditCanvas, settings: Settings) -> GenerateParams:
+    return GenerateParams(
+        prefix=canvas.prefix,
+        suffix=canvas.suffix,
+        old_text=canvas.original,
+        max_tokens=max(64, len(canvas.original)),  # generous: characters bound tokens
+        sampler=sampler_settings(settings, automatic=False),
+        seed=settings.seed,
+    )
+
+
+def rewritten_text(canvas: C.EditCanvas, result: GenerationResult) -> str | None:
+    """The new text of the selection, or None when the model offers no usable change."""
+    if not result.finished:
+        # A rewrite cut by the token budget would drop the rest of the selection: offer nothing.
+        log.info("rewrite not finished within %d tokens: dropped", result.tokens)
+        return None
+    new_text = C.postprocess_edit(canvas, result.text)
+    if new_text is None or new_text == canvas.original:
+        return None
+    return new_text
+
+
+def no_rewrite_reason(canvas: C.EditCanvas, result: GenerationResult) -> str:
+    """Why rewritten_text() offered nothing: one of the outcomes above."""
+    if not result.finished:
+        return CUT_BY_BUDGET
+    if not result.text.strip():
+        return EMPTY
+    if C.postprocess_edit(canvas, result.text) is None:  # non-empty: it parsed worse
+        return WOULD_NOT_PARSE
+    return KEPT
 
 
 def to_client_encoding(

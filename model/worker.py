@@ -27,6 +27,15 @@ if TYPE_CHECKING:  # torch is imported only once the hello is out (see `load`)
 log = logging.getLogger("diffgem.worker")
 
 
+def with_checkpoint_schedule(
+    sent: P.SamplerSettings, defaults: dict[str, float]
+) -> P.SamplerSettings:
+    """The temperature schedule is the checkpoint's own (its generation_config), whatever was sent."""
+    return replace(
+        sent, t_max=defaults.get("t_max", sent.t_max), t_min=defaults.get("t_min", sent.t_min)
+    )
+
+
 class Worker:
     def __init__(self, out: BinaryIO, args: argparse.Namespace):
         self.out = out
@@ -141,11 +150,7 @@ class Worker:
         from .sampler import DenoiseCancelled
 
         assert self.engine is not None
-        # The temperature schedule is the checkpoint's own (its generation_config), whatever was sent.
-        sent, defaults = req.params.sampler, self.engine.sampler_defaults()
-        sampler = replace(
-            sent, t_max=defaults.get("t_max", sent.t_max), t_min=defaults.get("t_min", sent.t_min)
-        )
+        sampler = with_checkpoint_schedule(req.params.sampler, self.engine.sampler_defaults())
         params = replace(req.params, sampler=sampler)
 
         def draft(text: str) -> None:

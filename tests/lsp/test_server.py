@@ -1,4 +1,9 @@
-"""End-to-end over LSP: the real server, the real worker, the real embedded checkpoint."""
+"""End-to-end over LSP: the real server, the real worker, the real embedded checkpoint.
+
+Every test that names a model-backed path first asserts that its fixture exercises it (a hole the model
+fills non-empty, a selection whose rewrite changes something; see oracle.py), then that the server's
+answer is exactly what the same canvas, engine call and post-processing give in-process.
+"""
 
 from __future__ import annotations
 
@@ -15,18 +20,13 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
-from diffgem_lsp import canvas as C
 from examples.editor_client import Hole, apply_edits
 
+from . import oracle
 from .conftest import TEST_OPTIONS
 
-FIB = Hole.from_marked(
-    'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    if n < 2:\n        return n\n'
-    "    return ⟨⟩\n\n\nprint(fibonacci(10))\n"
-)
-# Inside a string almost any text parses, so even a weak model's fill survives post-processing.
-GREETING = Hole.from_marked('def greet(name):\n    message = "Hello, ⟨⟩"\n    return message\n')
-UNICODE = Hole.from_marked('# café 中文 😀\nlabel = "naïve 😀 ⟨⟩"\nprint(label)\n')
+# A long generation for the cancel and crash tests (the hole need not be filled for those).
+FIB = Hole.from_marked(oracle.INFILL_CANDIDATES[0])
 
 
 def open_doc(
@@ -70,31 +70,6 @@ def inline_params(uri: str, hole: Hole, automatic: bool = False) -> types.Inline
     )
 
 
-def expected_fill(hole: Hole, steps: int = TEST_OPTIONS["invokedSteps"]) -> C.InfillResult | None:
-    """What the server must answer: the same canvas, the same engine call, the same post-processing."""
-    from diffgem_model.engine import Engine, GenerateParams
-    from diffgem_model.sampler import SamplerSettings
-
-    canvas = C.build_infill_canvas(hole.text, "python", C.Position(hole.line, hole.character))
-    assert canvas is not None
-    engine = Engine.load(device="cpu", prompt_cache_mb=0)
-    gen = engine.generate(
-        GenerateParams(
-            prefix=canvas.prefix,
-            suffix=canvas.suffix,
-            max_tokens=canvas.max_tokens,
-            seed=0,
-            sampler=SamplerSettings(
-                rule="confidence",
-                max_steps=steps,
-                confidence_threshold=0.9,
-                **engine.sampler_defaults(),
-            ),
-        )
-    )
-    return C.postprocess_infill(canvas, gen.text)
-
-
 async def test_initialize_advertises_capabilities(client: LanguageClient):
     caps = client.init_result.capabilities
     assert caps.inline_completion_provider is not None
@@ -107,20 +82,24 @@ async def test_initialize_advertises_capabilities(client: LanguageClient):
     assert {"diffgem.restartWorker", "diffgem.status", "diffgem.applyRewrite"} <= commands
     ready = await wait_ready(client)
     assert "embedded" in ready["model"]
-    states = [e.state if hasattr(e, "state") else e["state"] for e in client.status_events]
-    assert states[0] == "loading" and "ready" in states
+
+    def states() -> list[str]:
+        return [e.state if hasattr(e, "state") else e["state"] for e in client.status_events]
+
+    # The status command can answer "ready" before the diffgem/status notification is read.
+    deadline = time.monotonic() + 30
+    while "ready" not in states() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert states()[0] == "loading" and "ready" in states(), states()
 
 
-@pytest.mark.parametrize("hole", [FIB, GREETING], ids=["fibonacci", "string"])
-async def test_inline_completion_returns_the_models_fill(client: LanguageClient, hole: Hole):
+async def test_inline_completion_returns_the_models_fill(client: LanguageClient):
+    hole, expected = oracle.filled_hole()
+    assert expected.insert_text.strip()  # the fixture exercises the path: a non-empty fill
     uri = "file:///tmp/hole.py"
     open_doc(client, uri, hole.text)
     await wait_ready(client)
     result = await client.text_document_inline_completion_async(inline_params(uri, hole))
-    expected = expected_fill(hole)
-    if expected is None:
-        assert not result.items
-        return
     [item] = result.items
     assert item.insert_text == expected.insert_text
     assert item.range.start == types.Position(line=hole.line, character=hole.character)
@@ -128,38 +107,34 @@ async def test_inline_completion_returns_the_models_fill(client: LanguageClient,
 
 
 async def test_completion_fallback_uses_the_same_infill(client: LanguageClient):
-    uri = "file:///tmp/greet.py"
-    open_doc(client, uri, GREETING.text)
+    hole, expected = oracle.filled_hole()
+    assert expected.insert_text.strip()  # the fixture exercises the path: a non-empty fill
+    uri = "file:///tmp/fallback.py"
+    open_doc(client, uri, hole.text)
     await wait_ready(client)
-    inline = await client.text_document_inline_completion_async(inline_params(uri, GREETING))
+    inline = await client.text_document_inline_completion_async(inline_params(uri, hole))
     completion = await client.text_document_completion_async(
         types.CompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
-            position=types.Position(line=GREETING.line, character=GREETING.character),
+            position=types.Position(line=hole.line, character=hole.character),
         )
     )
     assert completion.is_incomplete is True
-    if not inline.items:
-        assert not completion.items
-        return
     [item] = completion.items
-    assert item.text_edit.new_text == inline.items[0].insert_text
-    assert item.text_edit.range.start == types.Position(
-        line=GREETING.line, character=GREETING.character
-    )
+    assert [i.insert_text for i in inline.items] == [expected.insert_text]
+    assert item.text_edit.new_text == expected.insert_text
+    assert item.text_edit.range.start == types.Position(line=hole.line, character=hole.character)
 
 
 async def test_code_action_listing_is_instant_and_resolve_applies_cleanly(client: LanguageClient):
-    text = (
-        "def average(values):\n    total = 0\n    count = 0\n    for i in range(0, len(values)):\n"
-        "        total = total + values[i]\n        count = count + 1\n    return total / count\n"
-    )
-    uri = "file:///tmp/average.py"
-    open_doc(client, uri, text)
+    selection, expected = oracle.changing_rewrite()
+    assert (
+        expected != selection.text
+    )  # the fixture exercises the path: the rewrite changes something
+    uri = "file:///tmp/rewrite.py"
+    open_doc(client, uri, selection.text)
     before = await wait_ready(client)
-    rng = types.Range(
-        start=types.Position(line=1, character=4), end=types.Position(line=5, character=21)
-    )
+    rng = types.Range(start=types.Position(*selection.start), end=types.Position(*selection.end))
     actions = await client.text_document_code_action_async(
         types.CodeActionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
@@ -179,16 +154,10 @@ async def test_code_action_listing_is_instant_and_resolve_applies_cleanly(client
     resolved = await client.code_action_resolve_async(action)
     after_resolve = await status(client)
     assert after_resolve["cache_lookups"] == before["cache_lookups"] + 1
-    if resolved.edit is None:
-        assert resolved.disabled is not None and resolved.disabled.reason
-        return
+    assert resolved.disabled is None and resolved.edit is not None, resolved
     [change] = resolved.edit.document_changes
     assert change.text_document.version == 1
-    new_text = apply_edits(text, change.edits)
-    assert new_text.startswith("def average(values):\n")
-    assert new_text.endswith("    return total / count\n")
-    for edit in change.edits:  # edits stay inside the (expanded) selection
-        assert 1 <= edit.range.start.line and edit.range.end.line <= 6
+    assert apply_edits(selection.text, change.edits) == expected
 
 
 async def test_cancelled_generation_stops_in_the_worker(client: LanguageClient):
@@ -224,8 +193,16 @@ async def test_cancelled_generation_stops_in_the_worker(client: LanguageClient):
             settings={"diffgem": {**TEST_OPTIONS, "earlyStop": True, "sampler": "confidence"}}
         )
     )
-    result = await client.text_document_inline_completion_async(inline_params(uri, GREETING))
-    assert result is not None
+    await assert_serves_the_filled_hole(client)
+
+
+async def assert_serves_the_filled_hole(client: LanguageClient) -> None:
+    """The server still answers a model-backed request, and answers it right."""
+    hole, expected = oracle.filled_hole()
+    uri = "file:///tmp/after.py"
+    open_doc(client, uri, hole.text)
+    result = await client.text_document_inline_completion_async(inline_params(uri, hole))
+    assert [i.insert_text for i in result.items] == [expected.insert_text]
 
 
 async def test_worker_crash_gives_an_error_then_recovers(client: LanguageClient):
@@ -253,8 +230,7 @@ async def test_worker_crash_gives_an_error_then_recovers(client: LanguageClient)
     )
     second = await wait_ready(client)
     assert second["pid"] != first["pid"]
-    result = await client.text_document_inline_completion_async(inline_params(uri, GREETING))
-    assert result is not None
+    await assert_serves_the_filled_hole(client)
 
 
 async def test_position_past_end_is_an_error_not_a_crash(client: LanguageClient):
@@ -279,18 +255,19 @@ async def test_position_past_end_is_an_error_not_a_crash(client: LanguageClient)
 
 
 async def test_non_ascii_positions_are_utf16(client: LanguageClient):
+    hole, expected = oracle.filled_non_ascii_hole()
+    assert expected.insert_text.strip()  # the fixture exercises the path: a non-empty fill
+    line = hole.text.split("\n")[hole.line]
+    before_cursor = line.encode("utf-16-le")[: hole.character * 2].decode("utf-16-le")
+    # The column counts UTF-16 code units: more than the code points when an astral character
+    # (an emoji) precedes the cursor.
+    assert hole.character > len(before_cursor.encode("utf-32-le")) // 4
     uri = "file:///tmp/unicode.py"
-    open_doc(client, uri, UNICODE.text)
+    open_doc(client, uri, hole.text)
     await wait_ready(client)
-    # The cursor sits after "naïve 😀 ": 😀 is two UTF-16 code units, so the column is 18, not 17.
-    assert UNICODE.character == len('label = "naïve 😀 '.encode("utf-16-le")) // 2 == 18
-    result = await client.text_document_inline_completion_async(inline_params(uri, UNICODE))
-    expected = expected_fill(UNICODE)
-    if expected is None:
-        assert not result.items
-        return
+    result = await client.text_document_inline_completion_async(inline_params(uri, hole))
     [item] = result.items
-    assert item.range.start == types.Position(line=1, character=18)
+    assert item.range.start == types.Position(line=hole.line, character=hole.character)
     assert item.insert_text == expected.insert_text
 
 

@@ -15,15 +15,31 @@ from diffgem_lsp.backends.local import LocalWorker
 from diffgem_lsp.settings import Settings
 
 
-def run_worker(model: str, lines: list[bytes]) -> tuple[subprocess.CompletedProcess, list[dict]]:
-    """Feed request lines to a real worker process; return it and the events it wrote."""
-    proc = subprocess.run(
+def run_worker(model: str, lines: list[bytes], answers: int) -> tuple[int, list[dict]]:
+    """Feed request lines to a real worker process and read events until `answers` requests were
+    answered (result, cancelled or error); then close its stdin, which ends it. Exit code, events."""
+    proc = subprocess.Popen(
         [sys.executable, "-m", "diffgem_model.worker", "--model", model, "--device", "cpu"],
-        input=b"".join(lines),
-        capture_output=True,
-        timeout=120,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
-    return proc, [P.decode(line) for line in proc.stdout.splitlines()]
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"".join(lines))
+    proc.stdin.flush()
+    events: list[dict] = []
+    try:
+        while sum(e["event"] in ANSWERS for e in events) < answers:
+            line = proc.stdout.readline()
+            assert line, f"the worker exited early: {events}"
+            events.append(P.decode(line))
+    finally:
+        proc.stdin.close()
+        code = proc.wait(timeout=120)
+    return code, events
+
+
+ANSWERS = (P.EV_RESULT, P.EV_CANCELLED, P.EV_ERROR)
 
 
 def test_generate_request_round_trip():
@@ -61,7 +77,7 @@ def test_worker_over_pipes(tiny_checkpoint):
             ).to_message()
         ),
     ]
-    proc, events = run_worker(str(tiny_checkpoint), lines)
+    _, events = run_worker(str(tiny_checkpoint), lines, answers=3)
     names = [e["event"] for e in events]
     assert names[0] == P.EV_HELLO
     assert P.EV_READY in names and P.EV_STATUS in names
@@ -75,10 +91,10 @@ def test_worker_over_pipes(tiny_checkpoint):
 
 def test_worker_reports_a_missing_checkpoint_and_keeps_answering(tmp_path):
     lines = [P.encode(P.GenerateRequest(id=1, params=P.GenerateParams("x", "")).to_message())]
-    proc, events = run_worker(str(tmp_path / "nope"), lines)
+    code, events = run_worker(str(tmp_path / "nope"), lines, answers=1)
     assert events[1]["event"] == P.EV_LOAD_FAILED and "not found" in events[1]["message"]
     assert events[2]["event"] == P.EV_ERROR and "model not loaded" in events[2]["message"]
-    assert proc.returncode == 0
+    assert code == 0
 
 
 # -- the boundary: the server and the worker meet only in diffgem_protocol --------------------------

@@ -1,0 +1,121 @@
+"""What the server must answer, computed in-process: the same canvas, engine call and post-processing.
+
+And the fixtures that exercise a path: the first candidate hole the shipped model fills non-empty, the
+first candidate selection whose rewrite changes something — searched against the real model at test
+time, so the tests follow the checkpoint instead of hard-coding its outputs. A search that finds nothing
+fails the test that asked (never a skip): then no fixture exercises that path.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+
+from diffgem_lsp import canvas as C
+from diffgem_lsp import pipelines
+from diffgem_lsp.settings import Settings, resolve_settings
+from examples.editor_client import Hole
+
+from .conftest import TEST_OPTIONS
+
+SETTINGS: Settings = resolve_settings(TEST_OPTIONS)[0]
+
+# Holes in the order tried; the first ones are what the shipped checkpoint fills today.
+INFILL_CANDIDATES = [
+    'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    if n < 2:\n        return n\n'
+    "    return ⟨⟩\n\n\nprint(fibonacci(10))\n",
+    "def area(width, height):\n    return ⟨⟩\n",
+    "for i in range(10):\n    print(⟨⟩)\n",
+    "import os\n\npath = os.path.join(⟨⟩)\n",
+    'def greet(name):\n    message = "Hello, ⟨⟩"\n    return message\n',
+]
+# Non-ASCII before the cursor on its line (😀 is two UTF-16 code units), for the position tests.
+NON_ASCII_CANDIDATES = [
+    '# café 中文 😀\nlabel = "naïve 😀 ⟨⟩"\nprint(label)\n',
+    '# café 😀\nvalues = ["é", "😀"]; total = ⟨⟩\n',
+    'name = "😀"; print(⟨⟩)\n',
+]
+
+
+@dataclass(frozen=True)
+class Selection:
+    text: str
+    start: tuple[int, int]  # (line, UTF-16 character)
+    end: tuple[int, int]
+
+
+REWRITE_CANDIDATES = [
+    Selection("x = 1\ny = x+1\nprint( y )\n", (1, 0), (2, 10)),
+    Selection("def f(x):\n    y = x*2\n    print( y )\n    return y\n", (1, 4), (2, 14)),
+    Selection("values = [1, 2, 3]\nfor v in values :\n    print( v )\n", (1, 0), (2, 14)),
+    Selection(
+        "def average(values):\n    total = 0\n    count = 0\n    for i in range(0, len(values)):\n"
+        "        total = total + values[i]\n        count = count + 1\n    return total / count\n",
+        (1, 4),
+        (5, 21),
+    ),
+]
+
+
+@functools.cache
+def engine():
+    from diffgem_model.engine import Engine
+
+    return Engine.load(device="cpu", prompt_cache_mb=0)
+
+
+def _generate(params):
+    from diffgem_model.worker import with_checkpoint_schedule
+
+    eng = engine()
+    sampler = with_checkpoint_schedule(params.sampler, eng.sampler_defaults())
+    return eng.generate(replace(params, sampler=sampler))
+
+
+def expected_fill(hole: Hole, settings: Settings = SETTINGS) -> C.InfillResult | None:
+    canvas = C.build_infill_canvas(hole.text, "python", C.Position(hole.line, hole.character))
+    if canvas is None:
+        return None
+    result = _generate(pipelines.infill_params(canvas, settings, automatic=False))
+    return C.postprocess_infill(canvas, result.text)
+
+
+def expected_rewrite(selection: Selection, settings: Settings = SETTINGS) -> str | None:
+    """The whole document after the rewrite, or None when the model offers no change."""
+    canvas = C.build_edit_canvas(
+        selection.text, "python", C.Position(*selection.start), C.Position(*selection.end)
+    )
+    new_text = pipelines.rewritten_text(
+        canvas, _generate(pipelines.rewrite_params(canvas, settings))
+    )
+    return None if new_text is None else canvas.prefix + new_text + canvas.suffix
+
+
+def _first_filled(candidates: list[str]) -> tuple[Hole, C.InfillResult]:
+    tried = []
+    for marked in candidates:
+        hole = Hole.from_marked(marked)
+        fill = expected_fill(hole)
+        if fill is not None and fill.insert_text.strip():
+            return hole, fill
+        tried.append((marked, fill))
+    raise AssertionError(f"the shipped model fills none of the candidate holes: {tried}")
+
+
+@functools.cache
+def filled_hole() -> tuple[Hole, C.InfillResult]:
+    return _first_filled(INFILL_CANDIDATES)
+
+
+@functools.cache
+def filled_non_ascii_hole() -> tuple[Hole, C.InfillResult]:
+    return _first_filled(NON_ASCII_CANDIDATES)
+
+
+@functools.cache
+def changing_rewrite() -> tuple[Selection, str]:
+    for selection in REWRITE_CANDIDATES:
+        after = expected_rewrite(selection)
+        if after is not None:
+            return selection, after
+    raise AssertionError("the shipped model rewrites none of the candidate selections")

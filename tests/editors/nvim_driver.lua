@@ -26,6 +26,43 @@ local function lines(buf)
   return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), '\n') .. '\n'
 end
 
+-- streamDrafts on: ghost text requested at the hole; every diffgem/draft the plugin draws is recorded
+-- (what the extmarks showed right after it), then the final answer and its acceptance.
+local function run_drafts(buf)
+  local client
+  vim.wait(30000, function()
+    client = vim.lsp.get_clients({ name = 'diffgem', bufnr = buf })[1]
+    return client ~= nil and client.initialized
+  end, 20)
+  assert(client and client.initialized, 'diffgem client did not initialize')
+  vim.wait(60000, function()
+    return vim.g.diffgem_status and vim.g.diffgem_status.state == 'ready'
+  end, 20)
+  local ghost = require('diffgem.ghost')
+  out.draft_marks = {}
+  local draw = ghost.draft
+  ghost.draft = function(params)
+    draw(params)
+    out.draft_marks[#out.draft_marks + 1] = { params_text = params.text, marks = ghost.marks(buf) }
+  end
+  local hl, hc = vim.env.DIFFGEM_HOLE:match('(%d+),(%d+)')
+  vim.o.virtualedit = 'onemore'
+  vim.api.nvim_win_set_cursor(0, { tonumber(hl) + 1, tonumber(hc) })
+  ghost.request(buf, client.id, 'invoked')
+  vim.wait(60000, function()
+    return ghost.current(buf) ~= nil
+  end, 20)
+  out.final_marks = ghost.marks(buf)
+  out.ghost = ghost.current(buf) and ghost.current(buf).text or nil
+  local before = lines(buf)
+  out.ghost_accepted = ghost.accept(buf)
+  vim.wait(2000, function()
+    return lines(buf) ~= before
+  end, 20)
+  out.before_accept = before
+  out.after_accept = lines(buf)
+end
+
 local function run()
   local buf = vim.api.nvim_get_current_buf()
   out.filetype = vim.bo[buf].filetype
@@ -40,6 +77,10 @@ local function run()
     out.clients = #vim.lsp.get_clients({ name = 'diffgem' })
     out.messages = vim.api.nvim_exec2('messages', { output = true }).output
     return
+  end
+
+  if vim.env.DIFFGEM_NVIM_CASE == 'drafts' then
+    return run_drafts(buf)
   end
 
   local t0 = vim.uv.hrtime()

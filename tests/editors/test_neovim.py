@@ -3,7 +3,7 @@
 The session goes through the project's own config (editors/nvim/minimal_init.lua -> lsp/diffgem.lua +
 lua/diffgem): completion and inline completion at a hole, ghost text accepted into the buffer, and
 "Rewrite selection" resolved and applied by Neovim's code-action client. Exact model text is not asserted
-(the embedded model may be a placeholder), only the structure of what the editor did with it.
+(that is the checkpoint's business), only the structure of what the editor did with it.
 """
 
 from __future__ import annotations
@@ -169,6 +169,30 @@ def test_neovim_session_completion_ghost_text_and_rewrite(tmp_path: Path, filled
         assert f"diffgem: {reason}" in [n["msg"] for n in result["notifications"]]
     errors = [n["msg"] for n in result["notifications"] if n["level"] >= 4]
     assert not errors, errors
+
+
+def test_neovim_live_refinement_draws_drafts_then_the_answer(
+    tmp_path: Path, filled_hole: FilledHole
+):
+    """streamDrafts on: while the model denoises, each diffgem/draft canvas is drawn at the hole in the
+    dimmed DiffgemDraft style; the answer then replaces it in DiffgemGhost and <Tab> inserts it."""
+    hole = filled_hole
+    settings = {**TEST_SETTINGS, "streamDrafts": True}
+    result = run_nvim(
+        tmp_path,
+        hole.text,
+        "drafts",
+        str(server_path()),
+        settings=settings,
+        DIFFGEM_HOLE=f"{hole.line},{hole.character}",
+    )
+    drawn = [d for d in result["draft_marks"] if d["marks"]]
+    assert drawn, result["draft_marks"]  # the server streamed canvases and the plugin drew them
+    assert all(m["hl"] == "DiffgemDraft" for d in drawn for m in d["marks"]), drawn
+    assert [m["hl"] for m in result["final_marks"]] == ["DiffgemGhost"], result["final_marks"]
+    assert result["ghost"] and result["ghost_accepted"] is True
+    assert result["after_accept"] != result["before_accept"]
+    assert result["after_accept"].split("\n")[hole.line].startswith(hole.line_prefix)
 
 
 def test_neovim_wrong_server_path_gives_one_clear_error(tmp_path: Path):

@@ -33,7 +33,7 @@ TYPING_CONFIGS: dict[str, tuple[dict, dict[str, str], float | None]] = {
 }
 
 
-async def run_speed(out_dir: Path = BENCH, lines_per_file: int = 3, chars: int = 10) -> dict:
+async def run_speed(out_dir: Path = BENCH, lines_per_file: int = 2, chars: int = 8) -> dict:
     results: dict = {"machine": f"{platform.processor() or platform.machine()}"}
     print("floor: matmuls, HF vs lean step, profiles …", flush=True)
     results["floor"] = floor.measure(out_dir)

@@ -60,6 +60,15 @@ def _layer_kv(cache: Cache, index: int) -> tuple[torch.Tensor, torch.Tensor]:
     return keys, values
 
 
+def _prepack_int8(weight: torch.Tensor) -> object:
+    """fbgemm's packed int8 weight: symmetric, one scale per output channel."""
+    w = weight.detach().float().contiguous()
+    scale = (w.abs().amax(dim=1).clamp(min=1e-12) / 127).double()
+    zero = torch.zeros_like(scale, dtype=torch.long)
+    q = torch.quantize_per_channel(w, scale, zero, 0, torch.qint8)
+    return torch.ops.quantized.linear_prepack(q, None)
+
+
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
@@ -95,7 +104,7 @@ class _Layer:
 class LeanDecoder:
     """The decoder's weights, gathered once per model (q/k/v and gate/up stacked for one matmul each)."""
 
-    def __init__(self, model):
+    def __init__(self, model, *, int8: bool | None = None):
         reason = lean_unsupported(model)
         assert reason is None, reason
         dec = model.model.decoder
@@ -115,6 +124,33 @@ class LeanDecoder:
         self.sc_down = sc.down_proj.weight
         self.rotary = dec.rotary_emb
         self.layers = [self._layer(layer) for layer in dec.layers[: tc.num_hidden_layers]]
+        # Opt-in int8 dynamic quantisation of every matmul weight (DIFFGEM_INT8=1): measured in
+        # bench/speed.md against the fp32 step (token agreement, exact match); off unless asked.
+        self.int8 = os.environ.get("DIFFGEM_INT8") == "1" if int8 is None else int8
+        self._packed: dict[int, object] = {}
+        self._soft_packed: object | None = None
+        if self.int8:
+            weights = [self.sc_gate_up, self.sc_down, self.lm_head]
+            for spec in self.layers:
+                weights += [spec.qkv, spec.o, spec.gate_up, spec.down]
+                weights += [spec.expert_gate_up, spec.expert_down]
+            for w in weights:
+                self._packed[id(w)] = _prepack_int8(w)
+            # Its own entry: lm_head is the embedding itself when tied, packed the other way round.
+            self._soft_packed = _prepack_int8(self.embed.t())
+
+    def mm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """x @ weight.T, in int8 (dynamic activations, per-channel weights) where it was packed."""
+        packed = self._packed.get(id(weight))
+        if packed is None:
+            return F.linear(x, weight)
+        return torch.ops.quantized.linear_dynamic(x, packed, True)
+
+    def soft_embed(self, probs: torch.Tensor) -> torch.Tensor:
+        """probs @ embed ([1, C, V] -> [1, C, hidden]), as the decoder's self-conditioning does."""
+        if self._soft_packed is None:
+            return torch.matmul(probs, self.embed)
+        return torch.ops.quantized.linear_dynamic(probs, self._soft_packed, True)
 
     @staticmethod
     def _layer(layer) -> _Layer:
@@ -216,17 +252,17 @@ class LeanStep:
             probs = self_conditioning.softmax(dim=-1, dtype=torch.float32).to(dec.embed.dtype)
             # Other intra-op threads keep their own MXCSR: zero the denormals explicitly.
             probs = probs.masked_fill_(probs < _SMALLEST_NORMAL, 0.0)  # [1, C, V]
-            soft = torch.matmul(probs, dec.embed) * dec.embed_scale  # [1, C, hidden]
+            soft = dec.soft_embed(probs) * dec.embed_scale  # [1, C, hidden]
             normed = _rms(soft, dec.sc_pre_norm, eps)
-            gate, up = F.linear(normed, dec.sc_gate_up).chunk(2, dim=-1)
-            h = h + F.linear(dec.act(gate) * up, dec.sc_down)
+            gate, up = dec.mm(normed, dec.sc_gate_up).chunk(2, dim=-1)
+            h = h + dec.mm(dec.act(gate) * up, dec.sc_down)
         # Without self-conditioning the signal is zeros and the MLP of zeros is zero (no biases):
         # post_norm(embeds + 0) == post_norm(embeds).
         h = _rms(h, None, eps)
         for i, spec in enumerate(dec.layers):
             h = self._layer(i, spec, h)
         h = _rms(h, dec.final_norm, eps)
-        logits = F.linear(h, dec.lm_head).float()  # [1, C, V]
+        logits = dec.mm(h, dec.lm_head).float()  # [1, C, V]
         if dec.softcap is not None:
             logits = torch.tanh(logits / dec.softcap) * dec.softcap
         return logits
@@ -236,7 +272,7 @@ class LeanStep:
         C, D = self.C, spec.head_dim
         cos, sin = self.rope[self.dec.layer_types[i]]
         x = _rms(h, spec.ln_in, eps)
-        qkv = F.linear(x, spec.qkv)  # [1, C, (H + 2·KV)·D]
+        qkv = self.dec.mm(x, spec.qkv)  # [1, C, (H + 2·KV)·D]
         q_end, k_end = spec.heads * D, (spec.heads + spec.kv_heads) * D
         q = qkv[..., :q_end].view(1, C, spec.heads, D)
         k_raw = qkv[..., q_end:k_end].view(1, C, spec.kv_heads, D)
@@ -254,15 +290,15 @@ class LeanStep:
         attn = F.scaled_dot_product_attention(
             q.transpose(1, 2), keys, values, scale=1.0, enable_gqa=spec.heads != spec.kv_heads
         )  # [1, H, C, D]
-        attn = F.linear(attn.transpose(1, 2).reshape(1, C, spec.heads * D), spec.o)
+        attn = self.dec.mm(attn.transpose(1, 2).reshape(1, C, spec.heads * D), spec.o)
         h = h + _rms(attn, spec.ln_post_attn, eps)
 
         x = _rms(h, spec.ln_pre_ff, eps)
-        gate, up = F.linear(x, spec.gate_up).chunk(2, dim=-1)
-        dense = _rms(F.linear(self.dec.act(gate) * up, spec.down), spec.ln_post_ff1, eps)
+        gate, up = self.dec.mm(x, spec.gate_up).chunk(2, dim=-1)
+        dense = _rms(self.dec.mm(self.dec.act(gate) * up, spec.down), spec.ln_post_ff1, eps)
         x2 = _rms(h, spec.ln_pre_ff2, eps)
-        gate, up = F.linear(x2, spec.expert_gate_up).chunk(2, dim=-1)
-        expert = F.linear(self.dec.act(gate) * up, spec.expert_down) * spec.expert_weight
+        gate, up = self.dec.mm(x2, spec.expert_gate_up).chunk(2, dim=-1)
+        expert = self.dec.mm(self.dec.act(gate) * up, spec.expert_down) * spec.expert_weight
         moe = _rms(expert, spec.ln_post_ff2, eps)
         h = h + _rms(dense + moe, spec.ln_post_ff, eps)
         return h * spec.layer_scalar

@@ -29,6 +29,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/soak.py  # typing soak: every request answered once, RSS (bench/soak.json)
 
 # Builds model/data (PyPI/npm/Debian sources at the locked versions) on first use; test split, shipped sampler.
 eval: $(STAMP)

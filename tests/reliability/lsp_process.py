@@ -26,7 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVER = os.environ.get("DIFFGEM_RELIABILITY_SERVER", f"{sys.executable} -m diffgem_lsp").split()
 # How editors start the server (editors/*: the `diffgem-lsp` console script), unlike `python -m`,
 # which puts the working directory first on sys.path of the server process itself.
-CONSOLE_SCRIPT = [str(Path(sys.executable).with_name("diffgem-lsp"))]
+CONSOLE_SCRIPT = os.environ.get(
+    "DIFFGEM_RELIABILITY_SCRIPT", str(Path(sys.executable).with_name("diffgem-lsp"))
+).split()
 MISSING_MODEL = {
     "modelPath": "/nonexistent/diffgem-checkpoint"
 }  # the worker fails fast, no torch work

@@ -1,4 +1,4 @@
-"""Load a DiffusionGemma checkpoint from disk, and build tiny random ones for tests.
+"""Load a DiffusionGemma checkpoint from disk; build the tokenizer and config of a new one.
 
 Loading only ever reads local files (`local_files_only=True`): nothing is downloaded at run time.
 """
@@ -105,7 +105,9 @@ def diffusion_gemma_config(
     tokenizer: PreTrainedTokenizerBase, text_config: dict, canvas_length: int
 ) -> DiffusionGemmaConfig:
     """Wrap a text config into a full DiffusionGemma config with the fields a small one needs
-    (REFERENCE.md, "Tiny model on CPU"), special ids from the tokenizer, and the `fim` layout."""
+    (transformers' models/diffusion_gemma/configuration_diffusion_gemma.py: the MoE fields are required,
+    full-attention layers default to head dim 512, the last layer is made full attention, and a missing
+    vision config builds a full-size tower), special ids from the tokenizer, and the `fim` layout."""
     vocab_size = len(tokenizer)
     special = dict(
         pad_token_id=tokenizer.pad_token_id,
@@ -134,56 +136,3 @@ def diffusion_gemma_config(
     )
     config.diffgem_prompt_layout = "fim"
     return config
-
-
-def train_tiny_tokenizer(texts: list[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
-    """A small tokenizer for tests, trained in well under a second."""
-    return train_bpe_tokenizer(texts, vocab_size)
-
-
-def tiny_config(
-    tokenizer: PreTrainedTokenizerFast,
-    *,
-    hidden_size: int = 64,
-    num_layers: int = 2,
-    num_heads: int = 2,
-    head_dim: int = 32,
-    canvas_length: int = 16,
-    sliding_window: int = 1024,
-) -> DiffusionGemmaConfig:
-    """A DiffusionGemma config small enough for CPU tests."""
-    text_config = dict(
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=1,
-        head_dim=head_dim,
-        # Without these two the full-attention layers get Gemma 4's head dim of 512.
-        global_head_dim=head_dim,
-        num_global_key_value_heads=1,
-        num_experts=1,
-        top_k_experts=1,
-        moe_intermediate_size=hidden_size,
-        sliding_window=sliding_window,
-        layer_types=["sliding_attention"] * (num_layers - 1) + ["full_attention"],
-        max_position_embeddings=4096,
-    )
-    return diffusion_gemma_config(tokenizer, text_config, canvas_length)
-
-
-def make_random_checkpoint(
-    path: str | Path, texts: list[str], *, seed: int = 0, vocab_size: int = 512, **config_kwargs
-) -> Path:
-    """Write a randomly initialised tiny checkpoint (tokenizer + weights) that loads with from_pretrained."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tiny_tokenizer(texts, vocab_size=vocab_size)
-    torch.manual_seed(seed)
-    model = DiffusionGemmaForBlockDiffusion(tiny_config(tokenizer, **config_kwargs))
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.bos_token_id = tokenizer.bos_token_id
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path

@@ -21,10 +21,12 @@ def stdlib_texts(limit: int = 60) -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    from diffgem_model.checkpoint import make_random_checkpoint
+    from tests.tiny_model import make_random_checkpoint
 
     return make_random_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt", stdlib_texts(), seed=0)
 
 
 def pytest_addoption(parser):
+    # Here, at the tests root, so that `pytest --update-golden` works from any directory (pytest reads
+    # options only from the conftest files it loads before parsing the command line).
     parser.addoption("--update-golden", action="store_true", help="rewrite canvas golden files")

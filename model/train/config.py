@@ -1,7 +1,8 @@
 """Model config of the embedded checkpoint: a DiffusionGemma sized for a 2-core CPU.
 
-Named presets (nanoGPT style); `build_config` fills in the fields a tiny DiffusionGemma needs (REFERENCE.md,
-"Tiny model on CPU"). No training logic here.
+Named presets (nanoGPT style); `build_config` fills in the fields a tiny DiffusionGemma needs (see
+`checkpoint.diffusion_gemma_config`, after transformers' models/diffusion_gemma/configuration_diffusion_gemma.py).
+No training logic here.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffgem_model.checkpoint import load_checkpoint, make_random_checkpoint
+from diffgem_model.checkpoint import load_checkpoint
 from diffgem_model.compat import with_cache
 from diffgem_model.engine import Engine, GenerateParams
 from diffgem_model.fast_decoder import LeanDecoder, lean_unsupported, step_flops
@@ -16,6 +16,7 @@ from diffgem_model.prompt_cache import PromptCache
 from diffgem_model.sampler import SamplerSettings, _decoder_inputs
 
 from tests.conftest import stdlib_texts
+from tests.tiny_model import make_random_checkpoint
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 

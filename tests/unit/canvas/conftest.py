@@ -1,4 +1,4 @@
-"""Canvas test fixtures: `--update-golden` and a `golden` fixture that compares with (or rewrites) a file.
+"""Canvas test fixtures: a `golden` fixture that compares with (or, with `--update-golden`, rewrites) a file.
 
 Works whether or not the project is installed: the repository root is put on sys.path if needed.
 """
@@ -17,13 +17,6 @@ GOLDEN = Path(__file__).parent / "golden"
 
 if importlib.util.find_spec("diffgem_lsp") is None:
     sys.path.insert(0, str(ROOT))
-
-
-def pytest_addoption(parser):
-    try:
-        parser.addoption("--update-golden", action="store_true", help="rewrite canvas golden files")
-    except ValueError:  # tests/conftest.py may define it too
-        pass
 
 
 @pytest.fixture

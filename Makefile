@@ -1,18 +1,22 @@
 # diffgem-lsp — the two commands a newcomer runs: `make demo` and `make test`.
-# Each creates .venv at the repo root when missing: torch 2.13.0 first (the CPU wheel on local disk;
-# an unpinned torch would pull a multi-GB CUDA build), then the project with its test extras.
+# Each creates .venv at the repo root when missing: torch 2.13.0 first, the CPU build (`+cpu`: PyPI has
+# no such build, so pip can only take it from PyTorch's CPU wheel index or a local wheel, never a multi-GB
+# CUDA build), then the project with its test extras. `make check` = lint + format + types.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# --retries 0: where that index is unreachable (offline mirrors), pip moves on to the local wheel at once.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+CHECKED := diffgem_lsp diffgem_protocol model kernels
 
 .PHONY: demo test test-fast bench eval train-bench nvim check editors-deps clean-venv test-tf-oldest
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q --retries 0 --extra-index-url $(TORCH_INDEX) 'torch==2.13.0+cpu'
 	$(PY) -m pip install -q -e '.[test,train]'
 	touch $(STAMP)
 
@@ -43,8 +47,9 @@ nvim: $(STAMP)
 	bash scripts/nvim.sh $(FILE)
 
 check: $(STAMP)
-	$(VENV)/bin/ruff check diffgem_lsp model kernels tests
-	$(VENV)/bin/mypy diffgem_lsp
+	$(VENV)/bin/ruff check $(CHECKED) tests
+	$(VENV)/bin/ruff format --check $(CHECKED) tests
+	$(VENV)/bin/mypy $(CHECKED)
 
 editors-deps: $(STAMP)
 	@if [ -f scripts/install-editor-deps.sh ]; then bash scripts/install-editor-deps.sh; fi

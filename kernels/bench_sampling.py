@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="tiny CPU cases via TRITON_INTERPRET=1")
     args = ap.parse_args(argv)
     start = time.perf_counter()
-    info = {
+    info: dict[str, object] = {
         "torch": torch.__version__,
         "python": platform.python_version(),
         "host": platform.node(),
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         info["device"] = "CPU (Triton interpreter, dry run: timings meaningless)"
     deadline = start + args.budget_s
-    cases = []
+    cases: list[dict] = []
     for i, (rows, vocab, dtype, softcap) in enumerate(cases_to_run):
         if time.perf_counter() > deadline:
             cases.append(

@@ -28,7 +28,7 @@ class CheckpointError(RuntimeError):
 @dataclass
 class LoadedCheckpoint:
     model: DiffusionGemmaForBlockDiffusion
-    tokenizer: PreTrainedTokenizerFast
+    tokenizer: PreTrainedTokenizerBase
     path: Path
     prompt_layout: str  # "fim" (embedded model) or "chat" (DiffusionGemma-it)
 
@@ -59,7 +59,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
         )
     except Exception as exc:  # transformers raises many types for a corrupt file
         raise CheckpointError(f"checkpoint {path} could not be loaded: {exc}") from exc
-    model.to(device).eval()
+    model = model.to(device).eval()  # type: ignore[arg-type]  # transformers types `.to` loosely
     layout = getattr(model.config, "diffgem_prompt_layout", None) or (
         "fim" if "<fim_middle>" in tokenizer.get_vocab() else "chat"
     )

@@ -40,10 +40,12 @@ class Engine:
         self.model = checkpoint.model
         self.tokenizer = checkpoint.tokenizer
         self.layout = checkpoint.prompt_layout
-        self.canvas_length: int = self.model.config.canvas_length
+        canvas_length = self.model.config.canvas_length
+        assert canvas_length is not None, "the checkpoint's config has no canvas_length"
+        self.canvas_length: int = canvas_length
         self.cache_budget = prompt_cache_budget(self.model, prompt_cache_bytes)
         self.prompt_cache = PromptCache(self.model, self.cache_budget.bytes)
-        eos = self.model.generation_config.eos_token_id
+        eos: int | list[int] | None = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id
         self.eos_ids: tuple[int, ...] = tuple(eos) if isinstance(eos, list) else (eos,)
@@ -209,4 +211,6 @@ class Engine:
         return text[len(healed) :] if healed and text.startswith(healed) else text
 
     def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        assert isinstance(text, str), type(text)  # one sequence in, one string out
+        return text

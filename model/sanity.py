@@ -19,6 +19,7 @@ def check_model(model: torch.nn.Module, tokenizer) -> None:
     # One short forward: catches what finite weights can still produce (e.g. an overflowing norm).
     ids = tokenizer("def f(x):\n    return x\n", add_special_tokens=False)["input_ids"][:16] or [0]
     with torch.no_grad():
-        logits = model(input_ids=torch.tensor([ids], device=model.device)).logits  # [1, C, V]
+        device = next(model.parameters()).device
+        logits = model(input_ids=torch.tensor([ids], device=device)).logits  # [1, C, V]
     if not bool(torch.isfinite(logits).all()):
         raise CheckpointError("the model's first forward gave NaN or Inf logits")

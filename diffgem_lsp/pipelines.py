@@ -151,8 +151,8 @@ async def infill(
         return None
     text, version = doc.source, doc.version
     position = _to_position(session, text, line, character)
-    if automatic and session.settings.debounce_ms:
-        await asyncio.sleep(session.settings.debounce_ms / 1000)
+    if automatic and (wait := session.debounce_s(uri)):
+        await asyncio.sleep(wait)
         if doc.version != version:  # the user kept typing: a newer request is coming
             return None
     canvas = C.build_infill_canvas(text, doc.language_id or "", position)

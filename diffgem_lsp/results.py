@@ -100,6 +100,63 @@ def rewrite_action(data: dict[str, Any], *, with_command: bool) -> types.CodeAct
     return action
 
 
+HOLES_TITLE = "Fill the holes"
+REPAIR_TITLE = "Repair syntax"
+DIAGNOSTIC_SOURCE = "diffgem"
+
+
+def holes_action(data: dict[str, Any], *, with_command: bool) -> types.CodeAction:
+    """ "Fill the holes" of the units at the range: resolved (or run by command) like a rewrite."""
+    action = types.CodeAction(
+        title=HOLES_TITLE, kind=types.CodeActionKind.RefactorRewrite, data=data
+    )
+    if with_command:
+        action.command = types.Command(
+            title=HOLES_TITLE, command=APPLY_REWRITE_COMMAND, arguments=[data]
+        )
+    return action
+
+
+def repair_action(
+    data: dict[str, Any], diagnostics: list[types.Diagnostic], *, with_command: bool
+) -> types.CodeAction:
+    """The "Repair syntax" quick fix for the syntax diagnostics at the range."""
+    action = types.CodeAction(
+        title=REPAIR_TITLE,
+        kind=types.CodeActionKind.QuickFix,
+        diagnostics=diagnostics or None,
+        data=data,
+    )
+    if with_command:
+        action.command = types.Command(
+            title=REPAIR_TITLE, command=APPLY_REWRITE_COMMAND, arguments=[data]
+        )
+    return action
+
+
+def no_repair() -> types.CodeActionDisabled:
+    return types.CodeActionDisabled(reason="no candidate made the file parse")
+
+
+def diagnostics(
+    uri: str, version: int | None, found: list[C.SyntaxDiagnostic]
+) -> types.PublishDiagnosticsParams:
+    """Syntax diagnostics (positions already in the client's encoding) for publishDiagnostics."""
+    return types.PublishDiagnosticsParams(
+        uri=uri,
+        version=version,
+        diagnostics=[
+            types.Diagnostic(
+                range=lsp_range(d.start, d.end),
+                message=d.message,
+                severity=types.DiagnosticSeverity.Error,
+                source=DIAGNOSTIC_SOURCE,
+            )
+            for d in found
+        ],
+    )
+
+
 def kept_as_is(reason: str = "the model kept the selection as it is") -> types.CodeActionDisabled:
     return types.CodeActionDisabled(reason=reason)
 

@@ -15,8 +15,10 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.workspace import TextDocument, Workspace
 
 from .backends import Backend, create_backend
+from .debounce import AdaptiveDebounce
 from .failures import with_fix
 from .settings import Settings, resolve_settings
+from .suggest_cache import SuggestCache
 
 log = logging.getLogger("diffgem.session")
 
@@ -56,6 +58,12 @@ class Session:
         self._progress_token: str | None = None
         self._loads = 0
         self._errors_shown: set[str] = set()
+        # Answers by document state, and the suggestion shown per document (typing-through).
+        self.suggestions = SuggestCache()
+        # Typing speed per document (didChange times), for the adaptive debounce.
+        self.typing: dict[str, AdaptiveDebounce] = {}
+        # Pending (debounced) syntax-diagnostics runs per document (features/documents.py).
+        self.pending_diagnostics: dict[str, asyncio.Task] = {}
 
     # -- settings ------------------------------------------------------------------------------
     def apply_settings(self, raw: Any) -> bool:
@@ -90,6 +98,17 @@ class Session:
         if "\x00" in source:
             return "binary file"
         return None
+
+    def debounce_s(self, uri: str) -> float:
+        """How long an automatic request for this document waits: adaptive (up to debounceMs) or
+        the fixed debounceMs (debounce.py)."""
+        cap = float(self.settings.debounce_ms)
+        if not self.settings.adaptive_debounce:
+            return cap / 1000
+        policy = self.typing.get(uri)
+        if policy is None:
+            return 0.0
+        return min(policy.delay_ms(), cap) / 1000
 
     # -- requests in flight --------------------------------------------------------------------
     def supersede(self, uri: str, task: asyncio.Task) -> None:

@@ -24,6 +24,9 @@ class Settings:
     confidence_threshold: float = 0.9
     early_stop: bool = True
     stream_drafts: bool = False
+    diagnostics: bool = True
+    adaptive_debounce: bool = True
+    candidates: int = 1
     prompt_cache_mb: int = 256
     max_file_kb: int = 1024
     seed: int = 0
@@ -66,6 +69,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "prompt_cache_mb": (0, 65536),
     "max_file_kb": (1, 1 << 20),
     "seed": (0, 2**31 - 1),
+    "candidates": (1, 8),
 }
 
 # One line per setting, for the README table, the VS Code package.json and --help.
@@ -80,6 +84,9 @@ DESCRIPTIONS: dict[str, str] = {
     "confidence_threshold": "Commit threshold of the confidence rule; above 1 commits one token per step (slowest).",
     "early_stop": "Stop denoising once the canvas is stable and confident.",
     "stream_drafts": "Send each intermediate canvas as a diffgem/draft notification (and $/progress when the request has a workDoneToken).",
+    "diagnostics": "Report syntax errors (tree-sitter ERROR/MISSING nodes) as diagnostics, with a Repair quick fix.",
+    "adaptive_debounce": "Wait before an automatic request according to typing speed, from 0 up to debounceMs; false: always debounceMs.",
+    "candidates": "Distinct suggestions an invoked inline completion returns, one denoising pass each (automatic requests return one).",
     "prompt_cache_mb": "Memory for encoder caches reused across keystrokes (0 disables).",
     "max_file_kb": "Files larger than this get no suggestions.",
     "seed": "Random seed of the sampler.",

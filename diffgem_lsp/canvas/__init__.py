@@ -38,6 +38,8 @@ from .repair import (
     build_repair_canvases,
     check_repair,
     file_parses,
+    repair_cuts,
+    splice_line_fill,
     syntax_diagnostics,
 )
 
@@ -70,6 +72,8 @@ __all__ = [
     "normalize_encoding",
     "offset_at",
     "position_at",
+    "repair_cuts",
+    "splice_line_fill",
     "postprocess_edit",
     "postprocess_infill",
     "postprocess_multihole",

@@ -24,6 +24,8 @@ from .lines import bracket_balance, eol_of, first_negative_depth_line, indent_wi
 from .placeholders import Placeholder, find_placeholders
 from .positions import Position, line_bounds, position_at
 
+COMMENT_STARTS = ("#", "//", "/*", "*")
+
 
 @dataclass(frozen=True)
 class Hole:
@@ -159,8 +161,9 @@ def _normalize(canvas: MultiHoleCanvas, index: int, fill: str) -> list[str]:
     hole = canvas.holes[index]
     fill = fill.replace("\r\n", "\n").strip("\n")
     lines = [line.rstrip() for line in fill.split("\n")]
-    if not "".join(lines).strip():
-        return []
+    code = [line.strip() for line in lines if line.strip()]
+    if not code or all(line.startswith(COMMENT_STARTS) for line in code):
+        return []  # a comment in place of `pass` leaves Python an empty body, and fills nothing
     lines[0] = lines[0].lstrip(" \t")
     rest = [line for line in lines[1:] if line.strip()]
     if rest and hole.indent and min(indent_width(line) for line in rest) == 0:

@@ -8,13 +8,14 @@ self-correction keeps what was right) and keeps a candidate only if the file the
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 from tree_sitter import Node, Tree
 
 from .edit import EditCanvas, _reindented
 from .languages import grammar_of, parse, parse_spliced
-from .lines import eol_of
+from .lines import bracket_balance, eol_of
 from .positions import Position, line_bounds, offset_of_byte, position_at
 from .syntax import BODY_NODES
 
@@ -218,6 +219,68 @@ def check_repair(canvas: EditCanvas, candidate: str) -> str | None:
         if _fault_count(tree) < before and not _faults_between(tree, low, high):
             return option
     return None
+
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def _line_cuts(text: str, at: int, low: int) -> list[int]:
+    """The end of the code on `at`'s line, then the starts of its tokens from `at` on, latest first.
+    A position at the start of a line (where tree-sitter puts a MISSING token) means the line above."""
+    line_start = text.rfind("\n", 0, at) + 1
+    if not text[line_start:at].strip():
+        while at > low and text[at - 1].isspace():
+            at -= 1
+        line_start = text.rfind("\n", 0, at) + 1
+    line_end = text.find("\n", at)
+    line_end = len(text) if line_end < 0 else line_end
+    code_end = line_start + len(text[line_start:line_end].rstrip())
+    tokens = reversed(list(_TOKEN.finditer(text, line_start, code_end)))
+    return [code_end] + [m.start() for m in tokens if m.start() > line_start and m.start() >= at]
+
+
+def repair_cuts(text: str, canvas: EditCanvas, limit: int = 4) -> list[int]:
+    """Offsets in the document where a rest-of-line infill may repair the canvas's region, likeliest
+    first: for a fault within one line, that line's end, then its last tokens' starts from the fault
+    on; for an ERROR node over several lines (tree-sitter-python often swallows a whole function),
+    the ends of its lines, those with unbalanced brackets first.
+
+    Why: an edit canvas starts from the broken text, and a small model mostly copies it back; a
+    rest-of-line hole is what an infill model is best trained on ("return (a + b" + ")").
+    """
+    low, high = len(canvas.prefix), len(canvas.prefix) + len(canvas.original)
+    cuts: list[int] = []
+    for fault in syntax_faults(text, canvas.language):
+        if not low <= fault.start <= high:
+            continue
+        if "\n" not in text[fault.start : fault.end].rstrip():
+            points = _line_cuts(text, fault.start, low)
+        else:
+            ends = []
+            offset = fault.start
+            while offset <= min(fault.end, high):
+                line_end = text.find("\n", offset)
+                line_end = len(text) if line_end < 0 else line_end
+                line = text[offset:line_end]
+                if line.strip():
+                    ends.append((bracket_balance(line) == 0, offset + len(line.rstrip())))
+                offset = line_end + 1
+            points = [end for _, end in sorted(ends, key=lambda e: e[0])]
+        for point in points:
+            if point not in cuts and len(cuts) < limit:
+                cuts.append(point)
+    return cuts
+
+
+def splice_line_fill(text: str, canvas: EditCanvas, cut: int, fill: str) -> str:
+    """The canvas's region with the rest of the cut's line replaced by the fill's first line."""
+    low, high = len(canvas.prefix), len(canvas.prefix) + len(canvas.original)
+    line_end = text.find("\n", cut)
+    line_end = high if line_end < 0 or line_end > high else line_end
+    if line_end > low and text[line_end - 1] == "\r":
+        line_end -= 1
+    first = fill.replace("\r\n", "\n").split("\n")[0].rstrip()
+    return text[low:cut] + first + text[line_end:high]
 
 
 def file_parses(text: str, language_id: str) -> bool:

@@ -1,4 +1,4 @@
-"""textDocument/codeAction + codeAction/resolve: "Rewrite selection" (refactor.rewrite).
+"""textDocument/codeAction + codeAction/resolve: "Rewrite selection", "Fill the holes", "Repair syntax".
 
 Listing runs on the main loop and is instant (no model call); the model runs only when the client
 resolves the action (background). Clients without resolve support for `edit` get a command that applies
@@ -7,16 +7,19 @@ the edit through workspace/applyEdit (see commands.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from .. import pipelines, results
+from .. import canvas as C
+from .. import edit_pipelines, pipelines, results
 from ..session import Session
 
 OPTIONS = types.CodeActionOptions(
-    code_action_kinds=[types.CodeActionKind.RefactorRewrite], resolve_provider=True
+    code_action_kinds=[types.CodeActionKind.RefactorRewrite, types.CodeActionKind.QuickFix],
+    resolve_provider=True,
 )
 
 
@@ -44,20 +47,29 @@ def _parse_target(data: Any) -> tuple[str, tuple[int, int], tuple[int, int], int
 async def run_rewrite(
     session: Session, data: Any
 ) -> types.WorkspaceEdit | pipelines.NoRewrite | None:
+    """The edit of a listed action: a rewrite, or (by `data["action"]`) holes filled or a repair."""
     uri, start, end, version = _parse_target(data)
-    rewrite = await pipelines.rewrite(session, uri, start, end, version)
+    action = data.get("action")
+    rewrite: pipelines.Rewrite | pipelines.NoRewrite | None
+    if action == "holes":
+        rewrite = await edit_pipelines.fill_holes(session, uri, start, end, version)
+    elif action == "repair":
+        rewrite = await edit_pipelines.repair(session, uri, *start, version)
+    else:
+        rewrite = await pipelines.rewrite(session, uri, start, end, version)
     if isinstance(rewrite, pipelines.NoRewrite):
         return rewrite
     return results.workspace_edit(uri, rewrite) if rewrite else None
 
 
+def _wanted(only: Sequence[types.CodeActionKind | str] | None, kind: types.CodeActionKind) -> bool:
+    return not only or any(kind.value.startswith(str(getattr(k, "value", k))) for k in only)
+
+
 def code_action(session: Session, params: types.CodeActionParams) -> list[types.CodeAction]:
+    """Instant listing (no model): tree-sitter says whether holes or syntax errors are at the range."""
     rng = params.range
-    if rng.start == rng.end:
-        return []
     only = params.context.only
-    if only and not any(types.CodeActionKind.RefactorRewrite.value.startswith(k) for k in only):
-        return []
     doc = session.document(params.text_document.uri)
     data = {
         "uri": params.text_document.uri,
@@ -67,7 +79,31 @@ def code_action(session: Session, params: types.CodeActionParams) -> list[types.
         },
         "version": doc.version,
     }
-    return [results.rewrite_action(data, with_command=not _resolves_edits(session))]
+    command = not _resolves_edits(session)
+    actions = []
+    if rng.start != rng.end and _wanted(only, types.CodeActionKind.RefactorRewrite):
+        actions.append(results.rewrite_action(data, with_command=command))
+    if session.too_big_or_binary(doc) is not None:
+        return actions
+    text, language = doc.source, doc.language_id or ""
+    try:
+        encoding = session.position_encoding
+        first = C.to_utf16_position(text, C.Position(rng.start.line, rng.start.character), encoding)
+        last = C.to_utf16_position(text, C.Position(rng.end.line, rng.end.character), encoding)
+    except C.PositionError:
+        return actions
+    if _wanted(only, types.CodeActionKind.RefactorRewrite) and C.build_multihole_canvases(
+        text, language, first, last
+    ):
+        actions.append(results.holes_action(data | {"action": "holes"}, with_command=command))
+    if _wanted(only, types.CodeActionKind.QuickFix) and C.build_repair_canvases(
+        text, language, first
+    ):
+        ours = [d for d in params.context.diagnostics if d.source == results.DIAGNOSTIC_SOURCE]
+        actions.append(
+            results.repair_action(data | {"action": "repair"}, ours, with_command=command)
+        )
+    return actions
 
 
 async def code_action_resolve(session: Session, action: types.CodeAction) -> types.CodeAction:
@@ -75,7 +111,8 @@ async def code_action_resolve(session: Session, action: types.CodeAction) -> typ
     if isinstance(edit, pipelines.NoRewrite):
         action.disabled = results.kept_as_is(edit.reason)
     elif edit is None:
-        action.disabled = results.kept_as_is()
+        repair = isinstance(action.data, dict) and action.data.get("action") == "repair"
+        action.disabled = results.no_repair() if repair else results.kept_as_is()
     else:
         action.edit = edit
     return action

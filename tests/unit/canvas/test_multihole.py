@@ -162,3 +162,9 @@ def test_crlf_documents_get_crlf_fills():
     (canvas,) = build_multihole_canvases(text, "python")
     result = postprocess_multihole(canvas, ["b = a\n    return b"])
     assert result.new_text == "def f(a):\r\n    b = a\r\n    return b"
+
+
+def test_a_comment_is_not_a_fill():
+    text = "def f(a):\n    pass\n"
+    (canvas,) = build_multihole_canvases(text, "python")
+    assert postprocess_multihole(canvas, ["# compute it\n    # later"]).filled == [False]

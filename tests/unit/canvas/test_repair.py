@@ -15,6 +15,8 @@ from diffgem_lsp.canvas.repair import (
     build_repair_canvases,
     check_repair,
     file_parses,
+    repair_cuts,
+    splice_line_fill,
     syntax_diagnostics,
 )
 
@@ -131,3 +133,28 @@ def test_a_repair_leaving_another_fault_elsewhere_still_counts_if_fewer():
     assert canvases
     kept = check_repair(canvases[0], canvases[0].original.replace("(1", "(1)"))
     assert kept is not None and "(1)" in kept
+
+
+def test_repair_cuts_try_the_faulty_lines_end_then_its_last_tokens():
+    text = "total = sum(values))\n"
+    (canvas,) = build_repair_canvases(text, "python")
+    cuts = repair_cuts(text, canvas)
+    assert [text[:c] for c in cuts][:2] == ["total = sum(values))", "total = sum(values)"]
+    assert (
+        check_repair(canvas, splice_line_fill(text, canvas, cuts[1], "")) == "total = sum(values)"
+    )
+
+
+def test_a_missing_token_at_a_line_start_cuts_the_line_above():
+    text = "def f(x):\n    if x > 0\n        return x\n    return -x\n"
+    (canvas,) = build_repair_canvases(text, "python")
+    cut = repair_cuts(text, canvas)[0]
+    assert text[:cut].endswith("if x > 0")
+    fixed = check_repair(canvas, splice_line_fill(text, canvas, cut, ":\nignored second line"))
+    assert fixed is not None and "if x > 0:\n        return x" in fixed
+
+
+def test_unbalanced_lines_of_a_large_error_come_first():
+    text = "def f(a, b):\n    return (a + b\n\n\nprint(f(1, 2))\n"
+    (canvas,) = build_repair_canvases(text, "python")
+    assert text[: repair_cuts(text, canvas)[0]].endswith("return (a + b")

@@ -1,0 +1,164 @@
+"""End-to-end over LSP, real server and embedded checkpoint: syntax diagnostics, "Repair syntax",
+"Fill the holes", typing through a suggestion, and several candidates for an invoked request.
+
+Each test first asserts that the fixture exercises the path (the action is listed, the model's answer
+changes the document), then what the feature must do with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from diffgem_lsp import canvas as C
+from diffgem_lsp.canvas.languages import syntax_score
+from examples.editor_client import Hole, apply_edits
+
+from . import oracle
+from .test_server import inline_params, open_doc, status, wait_ready
+
+BROKEN = "def f(a, b):\n    return (a + b\n\n\nprint(f(1, 2))\n"
+HOLES = (
+    "def clamp(x, low, high):\n    if x < low:\n        pass\n    if x > high:\n        pass\n"
+    "    return x\n"
+)
+# Generous guard for a notification that the server sends at once (not a timing assertion).
+NOTIFICATION_WAIT_S = 60
+
+
+async def code_actions(client: LanguageClient, uri: str, line: int, character: int) -> list:
+    position = types.Position(line=line, character=character)
+    return await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(start=position, end=position),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+
+
+def applied(text: str, action: types.CodeAction) -> str:
+    assert action.edit is not None, action.disabled
+    [change] = action.edit.document_changes
+    return apply_edits(text, change.edits)
+
+
+async def test_syntax_errors_are_published_and_cleared(client: LanguageClient):
+    uri = "file:///tmp/broken.py"
+    waiting = client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    open_doc(client, uri, BROKEN)
+    await asyncio.wait_for(waiting, NOTIFICATION_WAIT_S)
+    [diagnostic] = client.diagnostics[uri]
+    assert diagnostic.source == "diffgem" and diagnostic.message.startswith("syntax error")
+    assert diagnostic.range.start.line == 1
+    waiting = client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text="x = 1\n")],
+        )
+    )
+    await asyncio.wait_for(waiting, NOTIFICATION_WAIT_S)
+    assert not client.diagnostics[uri]
+
+
+async def test_repair_quick_fix_makes_the_file_parse(client: LanguageClient):
+    uri = "file:///tmp/repair.py"
+    open_doc(client, uri, BROKEN)
+    before = await wait_ready(client)
+    actions = await code_actions(client, uri, 1, 8)
+    [repair] = [a for a in actions if a.title == "Repair syntax"]
+    assert repair.kind == types.CodeActionKind.QuickFix and repair.edit is None
+    resolved = await client.code_action_resolve_async(repair)
+    assert (await status(client))["cache_lookups"] > before["cache_lookups"]  # the model ran
+    fixed = applied(BROKEN, resolved)
+    assert fixed != BROKEN and C.file_parses(fixed, "python")
+    assert fixed.startswith("def f(a, b):\n    return (a + b") and fixed.endswith(
+        "print(f(1, 2))\n"
+    )
+
+
+async def test_no_repair_or_holes_action_for_clean_code(client: LanguageClient):
+    uri = "file:///tmp/clean.py"
+    open_doc(client, uri, "def f(a):\n    return a\n")
+    assert not await code_actions(client, uri, 1, 4)
+
+
+async def test_fill_the_holes_fills_every_placeholder_of_the_function(client: LanguageClient):
+    uri = "file:///tmp/holes.py"
+    open_doc(client, uri, HOLES)
+    await wait_ready(client)
+    actions = await code_actions(client, uri, 0, 4)
+    [holes] = [a for a in actions if a.title == "Fill the holes"]
+    assert holes.kind == types.CodeActionKind.RefactorRewrite
+    resolved = await client.code_action_resolve_async(holes)
+    filled = applied(HOLES, resolved)
+    assert "pass" not in filled  # both placeholders replaced, by one action
+    assert filled.startswith("def clamp(x, low, high):\n    if x < low:\n")
+    assert filled.endswith("    return x\n")
+    assert syntax_score(filled, "python") == (0, 0)
+
+
+async def test_typing_through_a_suggestion_does_not_ask_the_model(client: LanguageClient):
+    # The first candidate hole the shipped model fills with two characters or more (oracle.py).
+    found = [
+        (hole, fill)
+        for hole in map(Hole.from_marked, oracle.INFILL_CANDIDATES)
+        if (fill := oracle.expected_fill(hole)) is not None and len(fill.insert_text.strip()) >= 2
+    ]
+    assert found, "no candidate hole gives a suggestion to type through"
+    hole, expected = found[0]
+    uri = "file:///tmp/type_through.py"
+    open_doc(client, uri, hole.text)
+    await wait_ready(client)
+    first = await client.text_document_inline_completion_async(inline_params(uri, hole))
+    [item] = first.items
+    assert item.insert_text == expected.insert_text
+    before = await status(client)
+    typed = item.insert_text[0]
+    line = hole.text.split("\n")[hole.line]
+    new_line = line[: hole.character] + typed + line[hole.character :]
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(
+                        start=types.Position(line=hole.line, character=0),
+                        end=types.Position(line=hole.line, character=len(line)),
+                    ),
+                    text=new_line,
+                )
+            ],
+        )
+    )
+    moved = Hole(hole.text, hole.line, hole.character + 1)
+    second = await client.text_document_inline_completion_async(inline_params(uri, moved, True))
+    [rest] = second.items
+    assert rest.insert_text == item.insert_text[1:]
+    assert rest.range.start == types.Position(line=hole.line, character=hole.character + 1)
+    assert (await status(client))["cache_lookups"] == before["cache_lookups"]  # no model call
+
+
+async def test_invoked_request_returns_distinct_candidates(client: LanguageClient):
+    hole = Hole.from_marked("def greet(name):\n    message = ⟨⟩\n    return message\n")
+    uri = "file:///tmp/candidates.py"
+    open_doc(client, uri, hole.text)
+    await wait_ready(client)
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={"diffgem": {"candidates": 4, "sampler": "entropy"}}
+        )
+    )
+    before = await status(client)
+    result = await client.text_document_inline_completion_async(inline_params(uri, hole))
+    after = await status(client)
+    assert after["cache_lookups"] - before["cache_lookups"] == 4  # four seeds denoised
+    texts = [item.insert_text for item in result.items]
+    assert texts and len(texts) == len(set(texts)) <= 4
+    automatic = await client.text_document_inline_completion_async(
+        inline_params(uri, hole, automatic=True)
+    )
+    assert len(automatic.items) <= 1

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from diffgem_protocol import SAMPLER_RULES, SamplerSettings
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -21,7 +23,7 @@ class Settings:
     automatic_steps: int = 8
     invoked_steps: int = 24
     sampler: str = "confidence"
-    confidence_threshold: float = 0.9
+    confidence_threshold: float = SamplerSettings.confidence_threshold  # the knob is defined there
     early_stop: bool = True
     stream_drafts: bool = False
     diagnostics: bool = True
@@ -57,7 +59,7 @@ class Settings:
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda"),
-    "sampler": ("confidence", "entropy"),
+    "sampler": tuple(sorted(SAMPLER_RULES)),
     "log_level": ("error", "warning", "info", "debug"),
     "backend": ("local", "daemon", "vllm"),
 }

@@ -121,14 +121,9 @@ def denoise(
         processed = _clamp_pinned(logits / temperature_at(settings, cur_step), pinned)
 
         if settings.rule == "entropy":
-            entropy = torch.distributions.Categorical(logits=processed).entropy()  # [1, C]
-            new_argmax = torch.argmax(processed, dim=-1)  # [1, C]
             # DiffusionGemma's entropy-bound sampler (arXiv:2505.24857): accept the k lowest-entropy
             # samples while sum(entropy) - max(entropy) <= bound; re-draw the rest uniformly.
-            probs = torch.softmax(processed, dim=-1, dtype=torch.float32)
-            sampled = torch.multinomial(
-                probs.view(-1, vocab_size), num_samples=1, generator=generator
-            ).view(1, canvas_length)
+            entropy, new_argmax, sampled, confidence = _entropy_rule_stats(processed, generator)
             sorted_entropy, order = torch.sort(entropy, dim=-1)
             keep_sorted = (
                 torch.cumsum(sorted_entropy, dim=-1) - sorted_entropy <= settings.entropy_bound
@@ -139,12 +134,11 @@ def denoise(
             )
             current = torch.where(accepted, sampled, current)
             current = torch.where(~accepted, noise, current)
-            confidence = probs.gather(-1, new_argmax.unsqueeze(-1)).squeeze(-1)
             final = new_argmax
         else:
             # Fast-dLLM's parallel commit: every uncommitted position whose argmax probability is at
             # least tau is committed (at least one per step); committed positions stay fixed.
-            step_conf, new_argmax, entropy = _step_stats(processed, generator)  # each [1, C]
+            step_conf, new_argmax, entropy = _confidence_rule_stats(processed, generator)
             open_conf = torch.where(committed, torch.full_like(step_conf, -1.0), step_conf)
             newly = (open_conf >= settings.confidence_threshold) & ~committed
             if not newly.any():
@@ -187,6 +181,54 @@ def denoise(
     )
 
 
+# Canvas positions processed at once. Each step's statistics need a few fp32 temporaries the size of the
+# logits they read (log-probabilities, probabilities, the exponential noise inside `multinomial`); tiling
+# bounds those by [TILE_ROWS x vocab] instead of [canvas x vocab] — 256 MiB each for DiffusionGemma's
+# 256 x 262,144 canvas. Every statistic is per row, so tiles change no value.
+TILE_ROWS = 16
+
+
+def _tiles(processed: torch.Tensor, rows: int | None = None) -> list[torch.Tensor]:
+    step = rows or TILE_ROWS
+    return [processed[:, i : i + step] for i in range(0, processed.shape[1], step)]
+
+
+def _entropy_rule_stats(
+    processed: torch.Tensor, generator: torch.Generator | None, rows: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Entropy, argmax, one sample and the argmax probability per position ([1, C] each), tile by tile.
+
+    `multinomial` with one sample draws exponential noise row by row (PyTorch's fast path for a single
+    sample), so on the CPU tiles consume the generator exactly as one call over the canvas does and the
+    sampler stays token-for-token equal to transformers' `generate()` (tests/unit/test_engine.py). On
+    CUDA, Philox offsets advance per call: samples keep their distribution, not generate()'s exact draws.
+    """
+    parts: list[tuple[torch.Tensor, ...]] = []
+    for tile in _tiles(processed, rows):
+        entropy = torch.distributions.Categorical(logits=tile).entropy()  # [1, T]
+        argmax = torch.argmax(tile, dim=-1)  # [1, T]
+        probs = torch.softmax(tile, dim=-1, dtype=torch.float32)
+        sampled = torch.multinomial(
+            probs.view(-1, probs.shape[-1]), num_samples=1, generator=generator
+        ).view(1, -1)
+        confidence = probs.gather(-1, argmax.unsqueeze(-1)).squeeze(-1)
+        del probs
+        parts.append((entropy, argmax, sampled, confidence))
+    columns = [torch.cat(column, dim=1) for column in zip(*parts, strict=True)]
+    return columns[0], columns[1], columns[2], columns[3]
+
+
+def _confidence_rule_stats(
+    processed: torch.Tensor, generator: torch.Generator | None, rows: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`_step_stats` over tiles; the fused CUDA kernel already reads the logits once, untiled."""
+    if processed.is_cuda and _kernels_available():
+        return _step_stats(processed, generator)
+    parts = [_step_stats(tile, generator) for tile in _tiles(processed, rows)]
+    columns = [torch.cat(column, dim=1) for column in zip(*parts, strict=True)]
+    return columns[0], columns[1], columns[2]
+
+
 def _step_stats(
     processed: torch.Tensor, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -203,8 +245,15 @@ def _step_stats(
         return stats.confidence[None], stats.argmax[None], stats.entropy[None]
     probs = torch.softmax(processed, dim=-1, dtype=torch.float32)
     confidence, argmax = probs.max(dim=-1)
-    entropy = torch.distributions.Categorical(logits=processed).entropy()
-    return confidence, argmax, entropy
+    return confidence, argmax, _entropy(processed, probs)
+
+
+def _entropy(processed: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    """Categorical(logits=processed).entropy() from the probabilities already computed: one
+    log-softmax pass instead of the distribution's own normalise/validate/softmax (~4x less CPU over
+    [C, V]); -inf logits (pinned positions) are clamped as torch.distributions does, so 0·log 0 = 0."""
+    logp = torch.log_softmax(processed.float(), dim=-1)
+    return -(probs * logp.clamp(min=torch.finfo(logp.dtype).min)).sum(-1)
 
 
 def _kernels_available() -> bool:

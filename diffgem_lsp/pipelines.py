@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pygls.exceptions import JsonRpcContentModified, JsonRpcInternalError, JsonRpcInvalidParams
@@ -19,6 +19,7 @@ from pygls.exceptions import JsonRpcContentModified, JsonRpcInternalError, JsonR
 from diffgem_protocol import GenerateParams, GenerationResult, SamplerSettings
 
 from . import canvas as C
+from . import cross_file
 from .backends import BackendError
 from .session import Session
 from .settings import Settings
@@ -159,6 +160,11 @@ async def infill(
     if canvas is None:
         return None
     params = infill_params(canvas, session.settings, automatic, prefix_extra)
+    header = cross_file.context_header(
+        session, uri, text, C.offset_at(text, position), doc.language_id or ""
+    )
+    if header:  # snippets of other files, before the prefix (cross_file.py)
+        params = replace(params, prefix=header + params.prefix)
     deadline = AUTOMATIC_DEADLINE_S if automatic else INVOKED_DEADLINE_S
     try:
         result = await _generate(session, params, f"infill {canvas.hole_kind}", on_draft, deadline)

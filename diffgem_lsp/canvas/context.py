@@ -9,6 +9,7 @@ code", 2023): the window of lines before the cursor is the query.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Iterable
@@ -63,13 +64,19 @@ def query_window(before_cursor: str, lines: int = QUERY_LINES) -> frozenset[str]
     return identifiers("\n".join(tail))
 
 
-def _windows(text: str, size: int, stride: int) -> Iterable[tuple[int, int, str]]:
+@functools.lru_cache(maxsize=64)
+def _windows(text: str, size: int, stride: int) -> tuple[tuple[int, int, str, frozenset[str]], ...]:
+    """Sliding windows of lines with their identifier sets, memoised: an open document is the same
+    string object from one keystroke in another file to the next, so its windows are indexed once."""
     lines = text.split("\n")
+    out = []
     for start in range(0, max(1, len(lines) - size + stride), stride):
         end = min(len(lines), start + size)
-        yield start, end, "\n".join(lines[start:end])
+        window = "\n".join(lines[start:end])
+        out.append((start, end, window, identifiers(window)))
         if end == len(lines):
             break
+    return tuple(out)
 
 
 def select_snippets(
@@ -90,8 +97,8 @@ def select_snippets(
         return []
     scored = []
     for source in sources:
-        for start, end, text in _windows(source.text, window_lines, stride_lines):
-            score = jaccard(query, identifiers(text))
+        for start, end, text, names in _windows(source.text, window_lines, stride_lines):
+            score = jaccard(query, names)
             if score >= min_score and text.strip():
                 scored.append(Snippet(source.path, start, end, text.strip("\n"), score))
     scored.sort(key=lambda s: (-s.score, s.path, s.start_line))

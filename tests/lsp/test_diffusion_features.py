@@ -162,3 +162,27 @@ async def test_invoked_request_returns_distinct_candidates(client: LanguageClien
         inline_params(uri, hole, automatic=True)
     )
     assert len(automatic.items) <= 1
+
+
+async def test_snippets_of_another_open_document_reach_the_prompt(client: LanguageClient):
+    library = (
+        "class Rectangle:\n    def __init__(self, width, height):\n        self.width = width\n"
+        "        self.height = height\n\n    def area(self):\n        return self.width * self.height\n"
+    )
+    hole = Hole.from_marked(
+        "rect = Rectangle(width=3, height=4)\nprint(rect.width, rect.height)\ntotal = ⟨⟩\n"
+    )
+    open_doc(client, "file:///tmp/use_a.py", hole.text)
+    await wait_ready(client)
+    await client.text_document_inline_completion_async(inline_params("file:///tmp/use_a.py", hole))
+    alone = (await status(client))["last"]
+    open_doc(client, "file:///tmp/shapes.py", library)
+    open_doc(client, "file:///tmp/use_b.py", hole.text)  # the same code, a fresh cache key
+    await client.text_document_inline_completion_async(inline_params("file:///tmp/use_b.py", hole))
+    with_library = (await status(client))["last"]
+
+    def prompt_tokens(last: dict) -> int:
+        return last["encoded_tokens"] + last["reused_tokens"]
+
+    # The prompt grew by the snippet of shapes.py that shares Rectangle/width/height with the code.
+    assert prompt_tokens(with_library) > prompt_tokens(alone) + 20

@@ -15,7 +15,6 @@ import os
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import diffgem_protocol as P
 
 from .. import __version__
+from ..isolation import worker_command, worker_env
 from ..settings import Settings
 from .base import BackendError
 
@@ -137,9 +137,7 @@ class StartLock:
 async def spawn_daemon(place: DaemonPlace, settings: Settings, idle_exit_s: float) -> None:
     """Start a detached daemon (it forks away and its first process exits, so no zombie stays here)."""
     cmd = [
-        sys.executable,
-        "-m",
-        "diffgem_model.daemon",
+        *worker_command("diffgem_model.daemon"),  # python -I: nothing from a project is imported
         "--detach",
         "--device",
         settings.device,
@@ -159,6 +157,7 @@ async def spawn_daemon(place: DaemonPlace, settings: Settings, idle_exit_s: floa
             stdout=log_fd,
             stderr=log_fd,
             cwd=place.directory,  # never the user's workspace (ARCHITECTURE.md: the worker starts isolated)
+            env=worker_env(),  # no PYTHONPATH; compile caches in the per-user cache directory
             start_new_session=True,
         )
     finally:

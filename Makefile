@@ -34,6 +34,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/soak.py  # typing soak: every request answered once, RSS (bench/soak.json)
+	$(PY) bench/backends.py  # 3 windows on the shared daemon vs 1; vLLM backend overhead (bench/backends.md)
 
 # Builds model/data (PyPI/npm/Debian sources at the locked versions) on first use; test split, shipped sampler.
 eval: $(STAMP)

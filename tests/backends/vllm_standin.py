@@ -8,6 +8,7 @@ streams diffusion output). It is not vLLM: no batching, no paged KV cache; fault
 
 from __future__ import annotations
 
+import itertools
 import json
 import select
 import socket
@@ -119,6 +120,24 @@ class EmbeddedModel:
             finally:
                 if cache.get_seq_length() > len(prompt) and not crop_to(cache, len(prompt)):
                     engine.prompt_cache.clear()
+
+
+def main() -> int:
+    """`python -m tests.backends.vllm_standin`: serve on 127.0.0.1 in a process of its own (benchmarks)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--api-key", default=None)
+    args = parser.parse_args()
+    server = StandinServer(EmbeddedModel(), api_key=args.api_key)
+    print(server.url, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    sys.stdout.flush()
+    return 0
 
 
 def validate_xargs(xargs: Any, *, canvas_length: int, vocab_size: int) -> None:
@@ -256,6 +275,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"object": "list", "data": [card]})
         elif self.path == "/health":
             self._json(200, {})
+        elif self.path == "/standin/record":
+            # Not a vLLM route: benchmarks read the time spent in the model per answer, to subtract it.
+            r = self.server.record
+            self._json(
+                200, {"model_ms": r.model_ms, "completed": r.completed, "aborted": r.aborted}
+            )
         else:
             self._error(404, f"no route {self.path}", "NotFoundError")
 
@@ -299,6 +324,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not faults.ignore_xargs:
                 validate_xargs(xargs, canvas_length=m.canvas_length, vocab_size=m.vocab_size)
             prompt = body.get("prompt")
+            t_tokenize = time.perf_counter()
             if isinstance(prompt, str):
                 ids = m.tokenize(prompt, bool(body.get("add_special_tokens", True)))
             elif isinstance(prompt, list) and all(isinstance(t, int) for t in prompt):
@@ -313,6 +339,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValidationError as exc:
             self._error(400, str(exc))
             return
+        # Tokenising counts as model time (the benchmark subtracts it): vLLM's tokeniser is its own.
+        self._tokenize_ms = (time.perf_counter() - t_tokenize) * 1000
         xargs = {} if faults.ignore_xargs else (xargs or {})
         if body.get("stream"):
             self._stream(body, ids, max_tokens, xargs)
@@ -321,7 +349,9 @@ class _Handler(BaseHTTPRequestHandler):
             parts = list(
                 m.canvases(ids, max_tokens=max_tokens, seed=body.get("seed") or 0, xargs=xargs)
             )
-            self.server.record.model_ms.append((time.perf_counter() - t0) * 1000)
+            self.server.record.model_ms.append(
+                self._tokenize_ms + (time.perf_counter() - t0) * 1000
+            )
             out = [t for kept, _ in parts for t in kept]
             finish = "stop" if parts and parts[-1][1] else "length"
             choice = {"index": 0, "text": m.decode(out), "finish_reason": finish, "logprobs": None}
@@ -373,11 +403,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._chunk('{"id": "cmpl-x", "choices": [{"text": "unterminated')
         out: list[int] = []
         finish = None
-        t0 = time.perf_counter()
+        canvases = m.canvases(ids, max_tokens=max_tokens, seed=body.get("seed") or 0, xargs=xargs)
+        model_s = 0.0  # time inside the model only: writing the chunks is the HTTP side's
         try:
-            for n, (kept, ended) in enumerate(
-                m.canvases(ids, max_tokens=max_tokens, seed=body.get("seed") or 0, xargs=xargs)
-            ):
+            for n in itertools.count():
+                t0 = time.perf_counter()
+                step = next(canvases, None)
+                model_s += time.perf_counter() - t0
+                if step is None:
+                    break
+                kept, ended = step
                 if faults.disconnect_after is not None and n >= faults.disconnect_after:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     self.close_connection = True
@@ -393,8 +428,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if body.get("return_token_ids"):
                     choice["token_ids"] = kept
                 self._chunk(json.dumps(self._envelope([choice])))
-            model_ms = (time.perf_counter() - t0) * 1000
-            record.model_ms.append(model_ms)
+            record.model_ms.append(self._tokenize_ms + model_s * 1000)
             if (body.get("stream_options") or {}).get("include_usage"):
                 self._chunk(json.dumps(self._envelope([], usage=self._usage(ids, out))))
             self._chunk("[DONE]")
@@ -404,3 +438,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             record.aborted += 1  # the client closed the request: vLLM aborts it the same way
             self.close_connection = True
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

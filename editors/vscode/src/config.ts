@@ -23,6 +23,12 @@ export const SERVER_SETTING_KEYS = [
   'maxFileKb',
   'seed',
   'logLevel',
+  'backend',
+  'endpoint',
+  'apiKeyEnv',
+  'apiKeyFile',
+  'remoteModel',
+  'remoteFallback',
 ] as const;
 
 export type ServerSettingKey = (typeof SERVER_SETTING_KEYS)[number];

@@ -171,7 +171,11 @@ def _labelled(engine: Engine) -> Iterator[None]:
     from torch.profiler import record_function
 
     encode, model = engine.prompt_cache.encode, engine.model
-    forward = model.forward
+    forward, build_prompt = model.forward, engine.build_prompt
+
+    def build_prompt_labelled(params):
+        with record_function("tokenise"):
+            return build_prompt(params)
 
     def encode_labelled(ids):
         with record_function("encode"):
@@ -194,13 +198,14 @@ def _labelled(engine: Engine) -> Iterator[None]:
         return labelled
 
     engine.prompt_cache.encode = encode_labelled  # type: ignore[method-assign]
+    engine.build_prompt = build_prompt_labelled  # type: ignore[method-assign]
     model.forward = forward_labelled
     if engine.lean is not None:
         engine.lean.bind = bind_labelled  # type: ignore[method-assign]
     try:
         yield
     finally:
-        del engine.prompt_cache.encode, model.forward
+        del engine.prompt_cache.encode, engine.build_prompt, model.forward
         if engine.lean is not None:
             del engine.lean.bind
 
@@ -219,7 +224,8 @@ def profile_request(engine: Engine, params: GenerateParams, out: Path, label: st
         with record_function("request"):
             result = engine.generate(params)
     events = list(prof.events())
-    regions = {e.name: 0.0 for e in events if e.name in ("request", "encode", "decoder_step")}
+    labels = ("request", "tokenise", "encode", "decoder_step")
+    regions = {e.name: 0.0 for e in events if e.name in labels}
     for e in events:
         if e.name in regions:
             regions[e.name] += e.cpu_time_total / 1000
@@ -227,13 +233,13 @@ def profile_request(engine: Engine, params: GenerateParams, out: Path, label: st
     def region_of(e) -> str:
         parent = e.cpu_parent
         while parent is not None:
-            if parent.name in ("encode", "decoder_step"):
+            if parent.name in ("tokenise", "encode", "decoder_step"):
                 return parent.name
             parent = parent.cpu_parent
         return "sampler"
 
     kinds = {"matmul": 0.0, "attention": 0.0, "cache_copies": 0.0, "decoder_elementwise": 0.0}
-    op_ms = {"encode": 0.0, "decoder_step": 0.0, "sampler": 0.0}
+    op_ms = {"tokenise": 0.0, "encode": 0.0, "decoder_step": 0.0, "sampler": 0.0}
     for e in events:
         if not e.name.startswith("aten::") or e.cpu_parent is None:
             continue
@@ -255,14 +261,17 @@ def profile_request(engine: Engine, params: GenerateParams, out: Path, label: st
     request = regions.get("request", 0.0)
     decoder = regions.get("decoder_step", 0.0)
     encode = regions.get("encode", 0.0)
+    tokenise = regions.get("tokenise", 0.0)
     breakdown = {
         "request_ms": request,
         "forwards": result.forwards,
+        "tokenise_ms": tokenise,
         "encode_ms": encode,
         "decoder_ms": decoder,
         **{f"decoder_{k}_ms": v for k, v in kinds.items()},
         "decoder_python_overhead_ms": max(0.0, decoder - op_ms["decoder_step"]),
-        "sampler_ms": max(0.0, request - decoder - encode),
+        # The rest: the sampler's per-step work, detokenising, the engine's Python.
+        "sampler_and_rest_ms": max(0.0, request - decoder - encode - tokenise),
         "sampler_ops_ms": op_ms["sampler"],
     }
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30)

@@ -3,6 +3,7 @@ token-identical fills on real holes with the embedded checkpoint."""
 
 from __future__ import annotations
 
+import os
 import sysconfig
 from pathlib import Path
 
@@ -149,3 +150,25 @@ def test_lean_engine_fills_real_holes_token_for_token():
         filled += bool(fast.text.strip())
     assert calls["n"] >= len(holes)  # the lean step really ran
     assert filled >= len(holes) // 2, filled  # and the holes are real fills, not empty canvases
+
+
+def test_step_entropy_equals_torch_distributions():
+    """The sampler's fused entropy is Categorical's, pinned (-inf) positions included."""
+    from diffgem_model.sampler import _entropy
+
+    logits = torch.randn(1, 7, 301, generator=torch.Generator().manual_seed(0)) * 20
+    logits[0, 3] = float("-inf")
+    logits[0, 3, 5] = 0.0
+    probs = torch.softmax(logits, dim=-1)
+    expected = torch.distributions.Categorical(logits=logits).entropy()
+    torch.testing.assert_close(_entropy(logits, probs), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_default_threads_leave_a_core(monkeypatch):
+    from diffgem_model.fast_decoder import default_threads
+
+    monkeypatch.setenv("DIFFGEM_THREADS", "3")
+    assert default_threads() == 3
+    monkeypatch.delenv("DIFFGEM_THREADS")
+    usable = len(os.sched_getaffinity(0))
+    assert default_threads() == min(4, max(1, usable - 1))

@@ -15,6 +15,7 @@ from transformers import PreTrainedTokenizerBase
 # Prefix tokens are dropped from the front in whole bands, so that typing at the cursor keeps the
 # window's first token (and with it the prompt cache) unchanged until a band boundary is crossed.
 PREFIX_TRIM_BAND = 128
+CHAT_TRIM_BAND_CHARS = 512  # the same for the `chat` layout, which trims characters
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,12 @@ def chat_prompt(
     one user turn of the checkpoint's own chat template. Where the middle ends is not decided by the
     prompt: the engine probes a length and pins EOS after it (engine._with_chosen_length).
     """
-    prefix, suffix = prefix[-max_context_chars:], suffix[: max_context_chars // 2]
+    # The prefix is cut from the front in whole bands (as `fim` cuts tokens), so that typing at the cursor
+    # keeps the prompt's start, and with it the prompt cache, until a band boundary is crossed.
+    if len(prefix) > max_context_chars:
+        drop = -(-(len(prefix) - max_context_chars) // CHAT_TRIM_BAND_CHARS) * CHAT_TRIM_BAND_CHARS
+        prefix = prefix[drop:]
+    suffix = suffix[: max_context_chars // 2]
     if old_text is None:
         body = CHAT_INSTRUCTION + prefix + "<HOLE>" + suffix
     else:

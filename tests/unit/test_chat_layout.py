@@ -10,7 +10,7 @@ import json
 
 import pytest
 from diffgem_model.engine import Engine, GenerateParams
-from diffgem_model.layouts import CHAT_INSTRUCTION
+from diffgem_model.layouts import CHAT_INSTRUCTION, chat_prompt
 from diffgem_model.sampler import SamplerSettings
 
 from tests.chat_checkpoint import make_chat_checkpoint
@@ -83,3 +83,14 @@ def test_typing_reuses_the_long_chat_prompt_past_the_window(chat, chat_path):
         assert a.token_ids == b.token_ids
     assert a.reused_tokens > 4 * WINDOW
     assert a.encoded_tokens < a.reused_tokens
+
+
+def test_long_prefix_is_trimmed_in_bands_so_typing_keeps_the_start(chat):
+    tok = chat.tokenizer
+    long_prefix = "value = compute(value) + 1\n" * 200 + PREFIX  # well over max_context_chars
+    a = chat_prompt(tok, long_prefix, SUFFIX, canvas_length=16, max_context_chars=2000).ids
+    b = chat_prompt(tok, long_prefix + "v", SUFFIX, canvas_length=16, max_context_chars=2000).ids
+    assert len(tok.decode(a)) < len(long_prefix)  # the prefix really was trimmed
+    shared = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
+    tail = len(tok(SUFFIX.strip(), add_special_tokens=False).input_ids) + 16
+    assert shared >= len(a) - tail  # only the cursor's surroundings and what follows changed

@@ -50,71 +50,84 @@ def keystrokes(hole: BenchHole) -> list[tuple[str, int, int]]:
     return out
 
 
-async def type_round_robin(
-    windows: list[EditorSession], files: list[list[BenchHole]], on_answer=None
-) -> list[float]:
-    """Each window types through its own file's holes; windows take turns keystroke by keystroke
-    (a user moving between editor windows), automatic requests after every keystroke."""
-    plans = []
-    for w, (session, holes) in enumerate(zip(windows, files, strict=True)):
-        steps = []
-        for n, hole in enumerate(holes):
-            uri = f"file:///bench/backends/{w}/{n}/{hole.path.name}"
-            session.open(uri, hole.prefix + hole.suffix, language_of(hole.path.name))
-            steps += [(uri, *k) for k in keystrokes(hole)]
-        plans.append(steps)
-    warm: list[float] = []
-    for i in range(max(len(p) for p in plans)):
-        for session, steps in zip(windows, plans, strict=True):
-            if i >= len(steps):
-                continue
-            uri, text, line, char = steps[i]
-            session.change(uri, text)
-            t = time.perf_counter()
-            await session.inline(uri, line, char, automatic=True)
-            warm.append((time.perf_counter() - t) * 1000)
-            if on_answer is not None:
-                on_answer(warm[-1])
-    return warm
+def plan(session: EditorSession, tag: str, holes: list[BenchHole]) -> list[tuple]:
+    """Open each hole's document in the window; the typing steps through all of them, in order."""
+    steps = []
+    for n, hole in enumerate(holes):
+        uri = f"file:///bench/backends/{tag}/{n}/{hole.path.name}"
+        session.open(uri, hole.prefix + hole.suffix, language_of(hole.path.name))
+        steps += [(uri, *k) for k in keystrokes(hole)]
+    return steps
 
 
-async def single_window(files: list[list[BenchHole]]) -> dict:
-    """One window on its own worker (backend local), typing through all three files."""
-    session = EditorSession({**BASE, "backend": "local"})
-    await session.start()
-    await session.wait_ready()
-    warm = await type_round_robin([session], [[h for f in files for h in f]])
-    status = await session.worker_status()
-    result = {"warm_ms_p50": pct(warm, 0.5), "n": len(warm), "worker_rss_mb": rss_mb(status["pid"])}
-    await session.stop()
-    return result
+async def keystroke(session: EditorSession, step: tuple) -> float:
+    """Type one character and ask for an automatic suggestion; the request's wall time in ms."""
+    uri, text, line, char = step
+    session.change(uri, text)
+    t = time.perf_counter()
+    await session.inline(uri, line, char, automatic=True)
+    return (time.perf_counter() - t) * 1000
 
 
-async def three_windows(files: list[list[BenchHole]]) -> dict:
-    """Three windows (three servers) on one shared daemon, taking turns."""
-    windows = [EditorSession({**BASE, "backend": "daemon"}) for _ in files]
-    await asyncio.gather(*(w.start() for w in windows))
-    await asyncio.gather(*(w.wait_ready() for w in windows))
-    warm = await type_round_robin(windows, files)
-    status = await windows[0].worker_status()
+async def started(options: list[dict]) -> list[EditorSession]:
+    sessions = [EditorSession({**BASE, **o}) for o in options]
+    await asyncio.gather(*(s.start() for s in sessions))
+    await asyncio.gather(*(s.wait_ready() for s in sessions))
+    return sessions
+
+
+async def shared_daemon(files: list[list[BenchHole]]) -> dict:
+    """One window on its own worker against three windows on one daemon, measured interleaved.
+
+    The 2-core machine is shared, so the two configurations take turns keystroke by keystroke
+    (one keystroke in the single window, then one in the next shared window, round-robin) and meet
+    the same load. The single window types through all three files in turn; shared window j types
+    through file j, as a user moving between three editor windows.
+    """
+    (single,) = await started([{"backend": "local"}])
+    shared = await started([{"backend": "daemon"}] * len(files))
+    single_steps = plan(single, "single", [h for f in files for h in f])
+    shared_steps = [
+        plan(w, f"shared{j}", f) for j, (w, f) in enumerate(zip(shared, files, strict=True))
+    ]
+    one: list[float] = []
+    three: list[float] = []
+    rounds = max(len(p) for p in shared_steps)
+    for r in range(rounds):
+        for j, (window, steps) in enumerate(zip(shared, shared_steps, strict=True)):
+            if r * len(shared) + j < len(single_steps):
+                one.append(await keystroke(single, single_steps[r * len(shared) + j]))
+            if r < len(steps):
+                three.append(await keystroke(window, steps[r]))
+    worker = (await single.worker_status())["pid"]
+    status = await shared[0].worker_status()
     daemon = status["pid"]
     result = {
-        "warm_ms_p50": pct(warm, 0.5),
-        "n": len(warm),
-        "daemon_rss_mb": rss_mb(daemon),
-        "clients": len(status.get("clients") or []),
-        "daemons": len({(await w.worker_status())["pid"] for w in windows}),
-        "prompt_cache_hit_rate": status.get("cache_hits", 0)
-        / max(status.get("cache_lookups", 1), 1),
+        "single_window": {
+            "warm_ms_p50": pct(one, 0.5),
+            "n": len(one),
+            "worker_rss_mb": rss_mb(worker),
+        },
+        "three_windows": {
+            "warm_ms_p50": pct(three, 0.5),
+            "n": len(three),
+            "daemon_rss_mb": rss_mb(daemon),
+            "clients": len(status.get("clients") or []),
+            "daemons": len({(await w.worker_status())["pid"] for w in shared}),
+            "prompt_cache_hit_rate": status.get("cache_hits", 0)
+            / max(status.get("cache_lookups", 1), 1),
+        },
     }
-    for w in windows:
+    for w in [single, *shared]:
         await w.stop()
     os.kill(daemon, signal.SIGTERM)  # it would outlive the windows by design (idle exit)
     return result
 
 
 async def remote_overhead(files: list[list[BenchHole]]) -> dict:
-    """LSP request -> HTTP round trip -> answer, minus the stand-in's model time, per request."""
+    """LSP request -> HTTP round trip -> answer, minus the stand-in's model time, per request; beside
+    it, interleaved, the same for a window on its own worker (wall minus the worker's encode+denoise),
+    so that the HTTP hop's cost reads apart from this machine's load."""
     standin = subprocess.Popen(
         [sys.executable, "-m", "tests.backends.vllm_standin"],
         cwd=ROOT,
@@ -124,24 +137,27 @@ async def remote_overhead(files: list[list[BenchHole]]) -> dict:
     try:
         assert standin.stdout is not None
         url = standin.stdout.readline().strip()
-        session = EditorSession({**BASE, "backend": "vllm", "endpoint": url})
-        await session.start()
-        await session.wait_ready()
-        pairs: list[tuple[float, float]] = []  # (editor-side wall, stand-in model time) per answer
-        seen = [0]
-
-        def on_answer(wall_ms: float) -> None:
+        remote, local = await started([{"backend": "vllm", "endpoint": url}, {"backend": "local"}])
+        holes = [h for f in files for h in f]
+        remote_steps, local_steps = plan(remote, "remote", holes), plan(local, "local", holes)
+        pairs: list[tuple[float, float]] = []  # (editor-side wall, stand-in model time)
+        local_over: list[float] = []
+        seen = 0
+        for r_step, l_step in zip(remote_steps, local_steps, strict=True):
+            wall = await keystroke(remote, r_step)
             # Read after the clock stopped. A request that never reached the model (no canvas to
             # fill) adds no model time and is left out.
             with urlopen(f"{url}/standin/record") as r:  # noqa: S310 (loopback, our own stand-in)
                 model = json.load(r)["model_ms"]
-            if len(model) > seen[0]:
-                pairs.append((wall_ms, model[-1]))
-            seen[0] = len(model)
-
-        sent = await type_round_robin([session], [[h for f in files for h in f]], on_answer)
-        status = await session.worker_status()
-        await session.stop()
+            if len(model) > seen:
+                pairs.append((wall, model[-1]))
+            seen = len(model)
+            wall = await keystroke(local, l_step)
+            last = (await local.worker_status()).get("last") or {}
+            local_over.append(wall - last.get("encode_ms", 0.0) - last.get("denoise_ms", 0.0))
+        status = await remote.worker_status()
+        for w in (remote, local):
+            await w.stop()
     finally:
         standin.terminate()
         standin.wait()
@@ -152,7 +168,7 @@ async def remote_overhead(files: list[list[BenchHole]]) -> dict:
         "wall_ms_p50": pct([w for w, _ in pairs], 0.5),
         "model_ms_p50": pct([m for _, m in pairs], 0.5),
         "n": len(pairs),
-        "requests_sent": len(sent),
+        "local_overhead_ms_p50": pct(local_over, 0.5),
         "capabilities": status.get("capabilities"),
     }
 
@@ -179,6 +195,12 @@ def markdown(r: dict) -> str:
             f"- overhead p50 **{remote['overhead_ms_p50']:.1f} ms** (p95 {remote['overhead_ms_p95']:.1f} ms; "
             f"target ≤ 5 ms p50) over {remote['n']} requests; wall p50 {remote['wall_ms_p50']:.0f} ms, "
             f"model p50 {remote['model_ms_p50']:.0f} ms.",
+            f"- beside it, a window on its own worker: wall minus the worker's encode + denoise time, p50 "
+            f"{remote['local_overhead_ms_p50']:.1f} ms (LSP, canvas, pipe and this machine's load).",
+            "",
+            f"Load average while measuring (1/5/15 min): {', '.join(f'{x:.1f}' for x in r['load_average'])} "
+            "on this machine's CPUs — other jobs ran alongside, which is why the configurations are "
+            "interleaved rather than run one after the other.",
             "",
         ]
     )
@@ -187,6 +209,7 @@ def markdown(r: dict) -> str:
 async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(ROOT / "bench"))
+    parser.add_argument("--only", choices=["daemon", "remote"], help="rerun one section")
     args = parser.parse_args()
     # Daemons of this run live in a private runtime directory, not the user's.
     os.environ["DIFFGEM_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="diffgem-bench-")
@@ -196,16 +219,21 @@ async def main() -> int:
         f"Python {platform.python_version()}",
         "holes": sum(len(f) for f in files),
     }
-    print("one window on its own worker …", flush=True)
-    results["single_window"] = await single_window(files)
-    print("three windows on the shared daemon …", flush=True)
-    results["three_windows"] = await three_windows(files)
-    print("remote backend on loopback …", flush=True)
-    results["remote"] = await remote_overhead(files)
+    out = Path(args.out)
+    if args.only and (out / "backends.json").exists():
+        results = {**json.loads((out / "backends.json").read_text()), **results}
+    if args.only != "remote":
+        print(
+            "one window on its own worker and three on the shared daemon, interleaved …", flush=True
+        )
+        results.update(await shared_daemon(files))
+    if args.only != "daemon":
+        print("remote backend on loopback (and a local window beside it) …", flush=True)
+        results["remote"] = await remote_overhead(files)
+    results["load_average"] = os.getloadavg()
     one, three = results["single_window"], results["three_windows"]
     results["memory_ratio"] = three["daemon_rss_mb"] / one["worker_rss_mb"]
     results["warm_p50_ratio"] = three["warm_ms_p50"] / one["warm_ms_p50"]
-    out = Path(args.out)
     (out / "backends.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (out / "backends.md").write_text(table)

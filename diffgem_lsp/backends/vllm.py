@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import re
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -245,7 +246,12 @@ class VllmBackend:
 
     def _make_client(self, endpoint: Endpoint, key: Secret | None) -> httpx2.AsyncClient:
         headers = {"Authorization": f"Bearer {key.reveal()}"} if key is not None else {}
-        transport = httpx2.AsyncHTTPTransport(uds=endpoint.uds) if endpoint.uds else None
+        if endpoint.uds:
+            transport = httpx2.AsyncHTTPTransport(uds=endpoint.uds)
+        else:
+            # Small request bodies and SSE chunks: Nagle's algorithm would hold each for an ACK.
+            nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+            transport = httpx2.AsyncHTTPTransport(socket_options=nodelay)
         return httpx2.AsyncClient(
             base_url=endpoint.base_url,
             headers=headers,

@@ -17,6 +17,7 @@ from diffgem_protocol import GenerateParams, GenerationResult
 from . import EMBEDDED_CHECKPOINT
 from .checkpoint import LoadedCheckpoint, load_checkpoint
 from .fast_decoder import LeanDecoder, lean_unsupported
+from .fast_encoder import LeanEncoder
 from .layouts import LAYOUTS, Prompt
 from .memory import prompt_cache_budget
 from .prompt_cache import PromptCache, crop_to
@@ -53,6 +54,8 @@ class Engine:
         # test_fast_decoder.py); elsewhere HF's forward, which stays the reference.
         self.lean_unsupported = lean_unsupported(self.model)
         self.lean = LeanDecoder(self.model) if self.lean_unsupported is None else None
+        if self.lean is not None:
+            self.prompt_cache.lean_encoder = LeanEncoder(self.lean)
 
     def sampler_defaults(self) -> dict[str, float]:
         """Temperature schedule recorded in the checkpoint's generation config, if it has one.
@@ -70,15 +73,21 @@ class Engine:
         *,
         device: str = "auto",
         prompt_cache_mb: int | None = None,
+        precision: str = "auto",
     ) -> Engine:
-        checkpoint = load_checkpoint(path or EMBEDDED_CHECKPOINT, resolve_device(device))
+        checkpoint = load_checkpoint(
+            path or EMBEDDED_CHECKPOINT, resolve_device(device), precision=precision
+        )
         cap = None if prompt_cache_mb is None else prompt_cache_mb << 20
         return cls(checkpoint, prompt_cache_bytes=cap)
 
     @property
     def description(self) -> str:
         params = sum(p.numel() for p in self.model.parameters())
-        return f"{self.checkpoint.path.name} ({params / 1e6:.1f}M params, {self.layout}, {self.model.device})"
+        return (
+            f"{self.checkpoint.path.name} ({params / 1e6:.1f}M params, {self.layout}, "
+            f"{self.checkpoint.precision}, {self.model.device})"
+        )
 
     def build_prompt(self, params: GenerateParams) -> Prompt:
         return LAYOUTS[self.layout](

@@ -42,6 +42,13 @@ def lean_unsupported(model) -> str | None:
         return f"attention {model.config._attn_implementation}"
     if model.training:
         return "training mode"
+    # The step reads plain float32 weights: a bf16 model (HF's norms upcast, ours would not) or
+    # replaced linears (bitsandbytes, FP8) keep HF's forward.
+    if model.dtype != torch.float32:
+        return f"dtype {model.dtype}"
+    linears = [m for m in model.model.decoder.modules() if isinstance(m, torch.nn.Linear)]
+    if any(type(m) is not torch.nn.Linear or m.weight.dtype != torch.float32 for m in linears):
+        return "quantised linear layers"
     return None
 
 
@@ -268,40 +275,55 @@ class LeanStep:
         return logits
 
     def _layer(self, i: int, spec: _Layer, h: torch.Tensor) -> torch.Tensor:
-        eps = self.dec.eps
-        C, D = self.C, spec.head_dim
+        C = self.C
         cos, sin = self.rope[self.dec.layer_types[i]]
-        x = _rms(h, spec.ln_in, eps)
-        qkv = self.dec.mm(x, spec.qkv)  # [1, C, (H + 2·KV)·D]
-        q_end, k_end = spec.heads * D, (spec.heads + spec.kv_heads) * D
-        q = qkv[..., :q_end].view(1, C, spec.heads, D)
-        k_raw = qkv[..., q_end:k_end].view(1, C, spec.kv_heads, D)
-        # Full-attention layers have no v_proj: values are the raw keys (DiffusionGemma*TextAttention).
-        v = qkv[..., k_end:].view(1, C, spec.kv_heads, D) if spec.sliding else k_raw
-        q = _rms(q, spec.q_norm, eps)
-        q = q * cos + _rotate_half(q) * sin
-        k = _rms(k_raw, spec.k_norm, eps)
-        k = k * cos + _rotate_half(k) * sin
-        v = _rms(v, None, eps)
+        q, k, v = project_qkv(self.dec, spec, h, cos, sin)
         keys, values = self.keys[i], self.values[i]
-        keys[:, :, -C:].copy_(k.transpose(1, 2))
-        values[:, :, -C:].copy_(v.transpose(1, 2))
+        keys[:, :, -C:].copy_(k)
+        values[:, :, -C:].copy_(v)
         # The decoder's mask is all-ones (bidirectional over prompt + canvas); scaling is 1.0.
         attn = F.scaled_dot_product_attention(
-            q.transpose(1, 2), keys, values, scale=1.0, enable_gqa=spec.heads != spec.kv_heads
+            q, keys, values, scale=1.0, enable_gqa=spec.heads != spec.kv_heads
         )  # [1, H, C, D]
-        attn = self.dec.mm(attn.transpose(1, 2).reshape(1, C, spec.heads * D), spec.o)
-        h = h + _rms(attn, spec.ln_post_attn, eps)
+        return after_attention(self.dec, spec, h, attn)
 
-        x = _rms(h, spec.ln_pre_ff, eps)
-        gate, up = self.dec.mm(x, spec.gate_up).chunk(2, dim=-1)
-        dense = _rms(self.dec.mm(self.dec.act(gate) * up, spec.down), spec.ln_post_ff1, eps)
-        x2 = _rms(h, spec.ln_pre_ff2, eps)
-        gate, up = self.dec.mm(x2, spec.expert_gate_up).chunk(2, dim=-1)
-        expert = self.dec.mm(self.dec.act(gate) * up, spec.expert_down) * spec.expert_weight
-        moe = _rms(expert, spec.ln_post_ff2, eps)
-        h = h + _rms(dense + moe, spec.ln_post_ff, eps)
-        return h * spec.layer_scalar
+
+def project_qkv(
+    dec: LeanDecoder, spec: _Layer, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A layer's normed, rotated q [1, H, n, D] and k, v [1, KV, n, D] for hidden states h [1, n, hidden]."""
+    eps, n, D = dec.eps, h.shape[1], spec.head_dim
+    x = _rms(h, spec.ln_in, eps)
+    qkv = dec.mm(x, spec.qkv)  # [1, n, (H + 2·KV)·D]
+    q_end, k_end = spec.heads * D, (spec.heads + spec.kv_heads) * D
+    q = qkv[..., :q_end].view(1, n, spec.heads, D)
+    k_raw = qkv[..., q_end:k_end].view(1, n, spec.kv_heads, D)
+    # Full-attention layers have no v_proj: values are the raw keys (DiffusionGemma*TextAttention).
+    v = qkv[..., k_end:].view(1, n, spec.kv_heads, D) if spec.sliding else k_raw
+    q = _rms(q, spec.q_norm, eps)
+    q = q * cos + _rotate_half(q) * sin
+    k = _rms(k_raw, spec.k_norm, eps)
+    k = k * cos + _rotate_half(k) * sin
+    v = _rms(v, None, eps)
+    return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+
+
+def after_attention(
+    dec: LeanDecoder, spec: _Layer, h: torch.Tensor, attn: torch.Tensor
+) -> torch.Tensor:
+    """The rest of a layer from its attention output [1, H, n, D]: o_proj, dense MLP + expert, norms."""
+    eps, n = dec.eps, h.shape[1]
+    attn = dec.mm(attn.transpose(1, 2).reshape(1, n, spec.heads * spec.head_dim), spec.o)
+    h = h + _rms(attn, spec.ln_post_attn, eps)
+    x = _rms(h, spec.ln_pre_ff, eps)
+    gate, up = dec.mm(x, spec.gate_up).chunk(2, dim=-1)
+    dense = _rms(dec.mm(dec.act(gate) * up, spec.down), spec.ln_post_ff1, eps)
+    x2 = _rms(h, spec.ln_pre_ff2, eps)
+    gate, up = dec.mm(x2, spec.expert_gate_up).chunk(2, dim=-1)
+    expert = dec.mm(dec.act(gate) * up, spec.expert_down) * spec.expert_weight
+    moe = _rms(expert, spec.ln_post_ff2, eps)
+    h = h + _rms(dense + moe, spec.ln_post_ff, eps)
+    return h * spec.layer_scalar
 
 
 def step_flops(model, prompt_len: int, canvas_length: int, self_conditioning: bool = True) -> int:

@@ -124,6 +124,8 @@ class PromptCache:
         self.lookups = 0
         self.reused_tokens = 0
         self.encoded_tokens = 0
+        # Set by the engine where it is proven equal to HF's encoder (fast_encoder.LeanEncoder).
+        self.lean_encoder: Any = None
 
     def clear(self) -> None:
         self._entries.clear()
@@ -177,6 +179,9 @@ class PromptCache:
 
     @torch.no_grad()
     def _run_encoder(self, cache: DynamicCache, ids: list[int], start: int) -> None:
+        if self.lean_encoder is not None:
+            self.lean_encoder.append(cache, ids[start:], start)
+            return
         model = self.model
         device = model.device
         new = torch.tensor([ids[start:]], dtype=torch.long, device=device)  # [1, n]

@@ -13,6 +13,7 @@ from diffgem_model.checkpoint import load_checkpoint
 from diffgem_model.compat import with_cache
 from diffgem_model.engine import Engine, GenerateParams
 from diffgem_model.fast_decoder import LeanDecoder, lean_unsupported, step_flops
+from diffgem_model.fast_encoder import LeanEncoder
 from diffgem_model.prompt_cache import PromptCache
 from diffgem_model.sampler import SamplerSettings, _decoder_inputs
 
@@ -73,6 +74,28 @@ def test_lean_step_logits_equal_hf_forward(which, tiny_checkpoint, short_window_
     assert cache.get_seq_length() == len(ids)
 
 
+@pytest.mark.tf_equivalence
+@pytest.mark.parametrize("which", ["tiny", "short_window"])
+def test_lean_encoder_writes_the_cache_hf_writes(which, tiny_checkpoint, short_window_checkpoint):
+    """From scratch (many tokens, causal + sliding masks), one typed token, and a rollback + a few."""
+    path = tiny_checkpoint if which == "tiny" else short_window_checkpoint
+    checkpoint = load_checkpoint(path, "cpu")
+    model = checkpoint.model
+    ids = checkpoint.tokenizer(STDLIB.joinpath("shlex.py").read_text()[:2000]).input_ids[:160]
+    hf, lean = PromptCache(model, 64 << 20), PromptCache(model, 64 << 20)
+    lean.lean_encoder = LeanEncoder(LeanDecoder(model))
+    for prompt in (ids[:120], ids[:121], ids[:100] + ids[130:137], ids[:100] + ids[130:160]):
+        expected, stats = hf.encode(prompt)
+        got, lean_stats = lean.encode(prompt)
+        assert stats == lean_stats
+        for a, b in zip(expected.layers, got.layers, strict=True):
+            torch.testing.assert_close(b.keys, a.keys, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(b.values, a.values, rtol=1e-5, atol=1e-5)
+    if which == "short_window":
+        assert got.layers[0].keys.shape[-2] < got.get_seq_length()  # the window is exercised
+    assert stats.reused_tokens > 0  # the incremental path ran
+
+
 def test_unsupported_models_keep_hf_forward(tiny_checkpoint, monkeypatch):
     model = load_checkpoint(tiny_checkpoint, "cpu").model
     monkeypatch.setenv("DIFFGEM_LEAN_DECODER", "0")
@@ -103,7 +126,7 @@ def test_step_flops_counts_the_decoder(tiny_checkpoint):
     )
 
 
-def _real_holes(n: int) -> list[tuple[str, str]]:
+def _real_holes(n: int) -> list[tuple[str, str, str]]:
     """Rest-of-line holes at evenly spread content lines of real standard-library files."""
     holes = []
     for name in ("textwrap.py", "shlex.py", "colorsys.py", "bisect.py"):
@@ -114,7 +137,8 @@ def _real_holes(n: int) -> list[tuple[str, str]]:
             start = sum(len(line) + 1 for line in lines[:row])
             line = lines[row]
             cut = start + len(line) - len(line.lstrip()) + (len(line.strip()) * 2) // 5
-            holes.append((text[:cut], text[start + len(line) :]))
+            end = start + len(line)
+            holes.append((text[:cut], text[cut:end], text[end:]))  # prefix, middle, suffix
     return holes
 
 
@@ -139,17 +163,20 @@ def test_lean_engine_fills_real_holes_token_for_token():
     sampler = SamplerSettings(rule="confidence", max_steps=8, **engine.sampler_defaults())
     holes = _real_holes(8)
     filled = 0
-    for prefix, suffix in holes:
-        params = GenerateParams(prefix=prefix, suffix=suffix, sampler=sampler)
-        engine.lean = lean
-        fast = engine.generate(params)
-        engine.lean = None
-        reference = engine.generate(params)
-        assert fast.token_ids == reference.token_ids, (prefix[-60:], fast.text, reference.text)
-        assert fast.forwards == reference.forwards
-        filled += bool(fast.text.strip())
-    assert calls["n"] >= len(holes)  # the lean step really ran
-    assert filled >= len(holes) // 2, filled  # and the holes are real fills, not empty canvases
+    reference_engine = Engine.load(device="cpu", prompt_cache_mb=64)
+    reference_engine.lean, reference_engine.prompt_cache.lean_encoder = None, None
+    for prefix, middle, suffix in holes:
+        # The hole, then its first character typed (the prompt cache re-encodes a few tokens).
+        for typed in ("", middle[:1]):
+            params = GenerateParams(prefix=prefix + typed, suffix=suffix, sampler=sampler)
+            fast = engine.generate(params)
+            reference = reference_engine.generate(params)
+            assert fast.token_ids == reference.token_ids, (prefix[-60:], fast.text, reference.text)
+            assert fast.forwards == reference.forwards
+            filled += bool(fast.text.strip())
+    assert calls["n"] >= 2 * len(holes)  # the lean step really ran
+    assert engine.prompt_cache.lean_encoder is not None and engine.prompt_cache.hits > 0
+    assert filled >= len(holes), filled  # and the holes are real fills, not empty canvases
 
 
 def test_step_entropy_equals_torch_distributions():

@@ -6,17 +6,23 @@ Loading only ever reads local files (`local_files_only=True`): nothing is downlo
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from transformers import (
+    AutoConfig,
     AutoTokenizer,
     DiffusionGemmaConfig,
     DiffusionGemmaForBlockDiffusion,
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
 )
+
+from .memory import MemoryEstimate, estimate
+from .precision import PrecisionError, QuantReport, load_kwargs, quant_report, resolve_precision
+
+log = logging.getLogger("diffgem.checkpoint")
 
 FIM_SPECIAL_TOKENS = ["<pad>", "<bos>", "<eos>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
 
@@ -31,10 +37,20 @@ class LoadedCheckpoint:
     tokenizer: PreTrainedTokenizerBase
     path: Path
     prompt_layout: str  # "fim" (embedded model) or "chat" (DiffusionGemma-it)
+    precision: str = "fp32"  # resolved: never "auto"
+    quant_report: QuantReport | None = None  # what was really quantised
+    memory: MemoryEstimate | None = None  # need vs device, estimated before loading
 
 
-def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
-    """Load model + tokenizer from a local directory, with one clear error for each way it can be broken."""
+def load_checkpoint(
+    path: str | Path, device: str = "cpu", precision: str = "auto"
+) -> LoadedCheckpoint:
+    """Load model + tokenizer from a local directory, with one clear error for each way it can be broken.
+
+    `precision` is one of precision.PRECISIONS. On CUDA the memory it needs is checked against what the
+    device has free before any weight is read, so a model that cannot fit fails with the figures instead
+    of an out-of-memory error halfway through loading.
+    """
     path = Path(path).expanduser()
     if not path.is_dir():
         raise CheckpointError(f"checkpoint directory not found: {path}")
@@ -47,7 +63,23 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
         json.loads((path / "config.json").read_text())
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path}: config.json is not valid JSON ({exc})") from exc
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        kwargs = load_kwargs(precision, device)
+    except PrecisionError as exc:
+        raise CheckpointError(str(exc)) from exc
+    resolved = resolve_precision(precision, device)
+    memory = None
+    try:
+        memory = estimate(AutoConfig.from_pretrained(path, local_files_only=True), resolved, device)
+    except Exception as exc:  # an unusual config must not stop a load the estimate cannot describe
+        log.warning("memory estimate unavailable for %s: %s", path, exc)
+    if memory is not None and device.startswith("cuda") and not memory.fits:
+        raise CheckpointError(memory.message())
+    quantised = "quantization_config" in kwargs
+    if quantised:
+        kwargs["device_map"] = (
+            device  # quantised weights are placed while loading, never moved after
+        )
     try:
         # trust_remote_code=False: a checkpoint's own Python is never run, and transformers never asks
         # "[y/N]" on stdin (the worker's protocol pipe) when a config points at custom code.
@@ -55,15 +87,27 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedCheckpoint:
             path, local_files_only=True, trust_remote_code=False
         )
         model = DiffusionGemmaForBlockDiffusion.from_pretrained(
-            path, local_files_only=True, dtype=dtype, trust_remote_code=False
+            path, local_files_only=True, trust_remote_code=False, **kwargs
         )
     except Exception as exc:  # transformers raises many types for a corrupt file
         raise CheckpointError(f"checkpoint {path} could not be loaded: {exc}") from exc
-    model = model.to(device).eval()  # type: ignore[arg-type]  # transformers types `.to` loosely
+    if not quantised:
+        model = model.to(device)  # type: ignore[arg-type]  # transformers types `.to` loosely
+    model.eval()
+    report = quant_report(model, resolved)
+    log.info("loaded %s: %s", path.name, report.describe())
     layout = getattr(model.config, "diffgem_prompt_layout", None) or (
         "fim" if "<fim_middle>" in tokenizer.get_vocab() else "chat"
     )
-    return LoadedCheckpoint(model=model, tokenizer=tokenizer, path=path, prompt_layout=layout)
+    return LoadedCheckpoint(
+        model=model,
+        tokenizer=tokenizer,
+        path=path,
+        prompt_layout=layout,
+        precision=resolved,
+        quant_report=report,
+        memory=memory,
+    )
 
 
 def train_bpe_tokenizer(

@@ -73,15 +73,21 @@ class Engine:
         *,
         device: str = "auto",
         prompt_cache_mb: int | None = None,
+        precision: str = "auto",
     ) -> Engine:
-        checkpoint = load_checkpoint(path or EMBEDDED_CHECKPOINT, resolve_device(device))
+        checkpoint = load_checkpoint(
+            path or EMBEDDED_CHECKPOINT, resolve_device(device), precision=precision
+        )
         cap = None if prompt_cache_mb is None else prompt_cache_mb << 20
         return cls(checkpoint, prompt_cache_bytes=cap)
 
     @property
     def description(self) -> str:
         params = sum(p.numel() for p in self.model.parameters())
-        return f"{self.checkpoint.path.name} ({params / 1e6:.1f}M params, {self.layout}, {self.model.device})"
+        return (
+            f"{self.checkpoint.path.name} ({params / 1e6:.1f}M params, {self.layout}, "
+            f"{self.checkpoint.precision}, {self.model.device})"
+        )
 
     def build_prompt(self, params: GenerateParams) -> Prompt:
         return LAYOUTS[self.layout](

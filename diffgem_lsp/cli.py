@@ -31,17 +31,29 @@ def _configure_logging(log_file: str | None, level: str) -> None:
     logging.getLogger("diffgem").setLevel(level.upper())
 
 
-async def _check(model_path: str) -> int:
+async def _check(model_path: str, precision: str) -> int:
     """Load the model once through a real worker and print a one-line health report (for :checkhealth)."""
     from .backends import BackendError, create_backend
     from .settings import Settings
 
-    backend = create_backend(Settings(model_path=model_path), on_state=lambda state, message: None)
+    settings = Settings(model_path=model_path, precision=precision)
+    backend = create_backend(settings, on_state=lambda state, message: None)
     await backend.start()
     try:
         await backend.wait_ready(timeout=300)
         status = await backend.status()
-        print(json.dumps({"ok": True, "version": __version__, "model": status.get("model")}))
+        memory = status.get("memory") or {}
+        print(
+            json.dumps(
+                {
+                    "ok": True,
+                    "version": __version__,
+                    "model": status.get("model"),
+                    "weights": status.get("weights"),  # what the precision really quantised
+                    "memory": memory.get("message"),  # need vs what the device has
+                }
+            )
+        )
         return 0
     except BackendError as exc:
         log.debug("--check failed", exc_info=True)
@@ -78,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--model-path", default="", help="with --check: checkpoint to load")
     parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp8", "int8", "int4"],
+        help="with --check: weights precision (memory need is printed against the device's)",
+    )
+    parser.add_argument(
         "--status",
         action="store_true",
         help="print the shared model daemons of this user (clients, memory) as JSON, exit",
@@ -85,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(args.log_file, args.log_level or "info")
     if args.check:
-        return asyncio.run(_check(args.model_path))
+        return asyncio.run(_check(args.model_path, args.precision))
     if args.status:
         from .backends.daemon import query_daemons
 

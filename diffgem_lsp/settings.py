@@ -18,6 +18,7 @@ from diffgem_protocol import SAMPLER_RULES, SamplerSettings
 class Settings:
     model_path: str = ""  # "" = the embedded model shipped in diffgem_model/embedded
     device: str = "auto"
+    precision: str = "auto"
     automatic_suggestions: bool = True
     debounce_ms: int = 60
     automatic_steps: int = 8
@@ -29,7 +30,7 @@ class Settings:
     diagnostics: bool = True
     adaptive_debounce: bool = True
     candidates: int = 1
-    prompt_cache_mb: int = 256
+    prompt_cache_mb: int = 8192
     max_file_kb: int = 1024
     seed: int = 0
     log_level: str = "info"
@@ -47,6 +48,7 @@ class Settings:
         return (
             self.model_path,
             self.device,
+            self.precision,
             self.prompt_cache_mb,
             self.backend,
             self.endpoint,
@@ -59,6 +61,7 @@ class Settings:
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda"),
+    "precision": ("auto", "fp32", "bf16", "fp8", "int8", "int4"),
     "sampler": tuple(sorted(SAMPLER_RULES)),
     "log_level": ("error", "warning", "info", "debug"),
     "backend": ("local", "daemon", "vllm"),
@@ -89,7 +92,8 @@ DESCRIPTIONS: dict[str, str] = {
     "diagnostics": "Report syntax errors (tree-sitter ERROR/MISSING nodes) as diagnostics, with a Repair quick fix.",
     "adaptive_debounce": "Wait before an automatic request according to typing speed, from 0 up to debounceMs; false: always debounceMs.",
     "candidates": "Distinct suggestions an invoked inline completion returns, one denoising pass each (automatic requests return one).",
-    "prompt_cache_mb": "Memory for encoder caches reused across keystrokes (0 disables).",
+    "precision": "Weights: auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp8 (FP8 experts, GPUs of compute capability 8.9+), int8/int4 (bitsandbytes: linear layers only, experts stay bf16).",
+    "prompt_cache_mb": "Upper bound for encoder caches reused across keystrokes; within it the cache takes a share of the device's free memory (0 disables).",
     "max_file_kb": "Files larger than this get no suggestions.",
     "seed": "Random seed of the sampler.",
     "log_level": "Server log level.",

@@ -92,12 +92,25 @@ class Worker:
             error=self.load_error,
             busy=self.current,
             cache_bytes=cache.nbytes if cache else 0,
+            **self._memory_status(),
             cache_hits=cache.hits if cache else 0,
             cache_lookups=cache.lookups if cache else 0,
             peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             last=self.last,
             totals=self.totals,
         )
+
+    def _memory_status(self) -> dict[str, Any]:
+        """Precision, what the load really quantised, and memory need vs the device (model/memory.py)."""
+        if self.engine is None:
+            return {}
+        ckpt = self.engine.checkpoint
+        return {
+            "precision": ckpt.precision,
+            "weights": ckpt.quant_report.describe() if ckpt.quant_report else None,
+            "memory": ckpt.memory.as_dict() if ckpt.memory else None,
+            "cache_budget_bytes": self.engine.cache_budget.bytes,
+        }
 
     # -- main thread ---------------------------------------------------------------------------
     def load(self) -> None:
@@ -111,6 +124,7 @@ class Worker:
                 self.args.model or None,
                 device=self.args.device,
                 prompt_cache_mb=self.args.prompt_cache_mb,
+                precision=self.args.precision,
             )
             # NaN weights load without an error, then fail (or fill garbage) on every request.
             check_model(engine.model, engine.tokenizer)
@@ -185,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         "--model", default="", help="checkpoint directory (default: embedded model)"
     )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--prompt-cache-mb", type=int, default=256)
+    parser.add_argument("--precision", default="auto", help="auto|fp32|bf16|fp8|int8|int4")
+    parser.add_argument("--prompt-cache-mb", type=int, default=8192)
     parser.add_argument(
         "--threads",
         type=int,

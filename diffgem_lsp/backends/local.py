@@ -93,6 +93,8 @@ class LocalWorker:
             *worker_command("diffgem_model.worker"),
             "--device",
             s.device,
+            "--precision",
+            s.precision,
             "--prompt-cache-mb",
             str(s.prompt_cache_mb),
         ]

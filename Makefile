@@ -34,6 +34,9 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/soak.py  # typing soak: every request answered once, RSS (bench/soak.json)
+	$(PY) bench/repair_eval.py  # syntax repair rate vs baselines (bench/repair_results.md)
+	$(PY) bench/holes_eval.py  # holes filled jointly vs one at a time (bench/holes_results.md)
+	$(PY) bench/cache_eval.py  # typing replay: requests answered from the cache (bench/cache_results.md)
 	$(PY) bench/backends.py  # 3 windows on the shared daemon vs 1; vLLM backend overhead (bench/backends.md)
 
 # Builds model/data (PyPI/npm/Debian sources at the locked versions) on first use; test split, shipped sampler.

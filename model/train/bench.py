@@ -85,6 +85,7 @@ def main() -> None:
         action="store_true",
         help="random batches of the same shape (no corpus needed)",
     )
+    p.add_argument("--split", default="train_00", help="pre-tokenised shard (else synthetic batches)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args()
     cuda = args.device == "cuda"
@@ -108,13 +109,13 @@ def main() -> None:
         model.model.encoder.compile(dynamic=True)
         model.model.decoder.compile(dynamic=True)
     tok = AutoTokenizer.from_pretrained(args.checkpoint)
-    if args.synthetic or not (DATA / "train_tokens.npy").exists():
+    if args.synthetic or not (DATA / f"{args.split}_tokens.npy").exists():
         rng = np.random.default_rng(0)
         tokens = rng.integers(10, vocab, 2_000_000).astype(np.uint16)
         tokens[rng.random(tokens.shape) < 0.08] = tok("\n", add_special_tokens=False).input_ids[0]
         source: object = (tokens, np.arange(0, len(tokens) + 1, 4000))
     else:
-        source = "train"
+        source = args.split
     sampler = make_sampler(source, args.checkpoint, canvas, 0)
     t = time.perf_counter()
     batches = [sampler.batch(bs) for _ in range(2)]
@@ -164,7 +165,7 @@ def main() -> None:
                 "mfu": round(flops / seconds / peak, 4),
                 "data_tokens_per_s_one_worker": round(data_rate),
                 "tokens_per_step": round(tokens_done / steps),
-                "loss": round(float(loss), 3),
+                "loss": round(float(loss.detach()), 3),
             }
         )
     )

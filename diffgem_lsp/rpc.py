@@ -153,14 +153,15 @@ class DiffgemProtocol(LanguageServerProtocol):
             return
         message = self._structure(value, method, has_id)
         if message is not None:
+            if method == types.INITIALIZE:
+                self.initialize_received = True
             self.handle_message(message)
 
     def _admitted(self, value: dict[str, Any], method: str, is_request: bool) -> bool:
         """The LSP lifecycle (3.17 "Server lifetime"): what may arrive before and after the session."""
         if not self.initialize_received:
             if method == types.INITIALIZE and is_request:
-                self.initialize_received = True
-                return True
+                return True  # marked received once its params are valid (a retry is allowed)
             if is_request:
                 self.send_error(
                     value["id"], SERVER_NOT_INITIALIZED, f"server not initialized: {method}"

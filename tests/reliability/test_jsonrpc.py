@@ -168,6 +168,8 @@ def test_request_before_initialize_gets_server_not_initialized(tmp_path):
     try:
         answer = lsp.call("textDocument/inlineCompletion", INLINE, timeout=20)
         assert error_code(answer) == -32002
+        bad = lsp.call("initialize", {"processId": None, "capabilities": 5}, timeout=20)
+        assert error_code(bad) == -32602  # ill-typed: answered, and a corrected retry is accepted
         assert lsp.initialize(MISSING_MODEL, initialized=False)["result"]
     finally:
         lsp.kill()

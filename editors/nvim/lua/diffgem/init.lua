@@ -149,13 +149,14 @@ local function explain_resolve(client)
   client._diffgem_explains = true
   local request = client.request
   client.request = function(self, method, params, handler, bufnr)
-    if method ~= 'codeAction/resolve' or type(params) ~= 'table' or params.title ~= 'Rewrite selection' then
+    if method ~= 'codeAction/resolve' or type(params) ~= 'table' or type(params.title) ~= 'string' then
       return request(self, method, params, handler, bufnr)
     end
     -- After `gra`'s inputlist the message area still holds the menu: redraw first, or this line
     -- would stack under it behind a hit-enter prompt (which also holds back the answer's message).
     vim.cmd.redraw()
-    vim.notify('diffgem: rewriting…')
+    -- Every diffgem action runs the model on resolve ("Rewrite selection", "Fill the holes", ...).
+    vim.notify(params.title == 'Rewrite selection' and 'diffgem: rewriting…' or ('diffgem: ' .. params.title:lower() .. '…'))
     return request(self, method, params, function(err, result, ctx, config)
       if err then
         vim.notify('diffgem: rewrite failed: ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)

@@ -85,7 +85,9 @@ def main() -> None:
         action="store_true",
         help="random batches of the same shape (no corpus needed)",
     )
-    p.add_argument("--split", default="train_00", help="pre-tokenised shard (else synthetic batches)")
+    p.add_argument(
+        "--split", default="train_00", help="pre-tokenised shard (else synthetic batches)"
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args()
     cuda = args.device == "cuda"

@@ -7,7 +7,7 @@
 # Back here:          bash model/train/gpu_round2.sh score <files_at>   # scores the validation decode on CPU,
 #                                                                       # appends the training log
 # Phases on the GPU (budgets in seconds via env): 1. train-bench, eager vs torch.compile (tokens/s, MFU);
-# 2. the objective A/B — uniform-state vs masked noise from scratch at equal steps (AB_STEPS), judged by the
+# 2. the objective A/B — uniform-state vs masked noise from scratch, eager, at equal steps (AB_STEPS), judged by the
 # validation probe's exact match, not loss; 3. the main run: from the shipped weights, uniform noise (what the
 # engine samples today), WSD schedule, best-by-validation export; 4. decode the validation holes with the
 # project's Engine on the GPU (scoring needs tree-sitter and runs back here).
@@ -49,7 +49,7 @@ COMMON=(--split "$SHARD" --encoder-positions 256 --workers "${WORKERS:-8}" --log
 
 stamp bench
 for c in "" "--compile"; do
-  timeout 60 $PY -m diffgem_model.train.bench --batch-size "${BATCH:-256}" $c 2>&1 | grep '^{' | tee -a "$OUT/bench.jsonl"
+  timeout 45 $PY -m diffgem_model.train.bench --batch-size "${BATCH:-256}" $c 2>&1 | grep '^{' | tee -a "$OUT/bench.jsonl"
 done
 COMPILE=$($PY - "$OUT/bench.jsonl" <<'EOF'
 import json, sys
@@ -61,16 +61,16 @@ EOF
 
 stamp "objective A/B (from scratch, equal steps)"
 for noise in uniform masked; do
-  timeout "${AB_TIMEOUT:-90}" $PY -m diffgem_model.train.train --run "/tmp/ab_$noise" --preset embedded --noise "$noise" \
-    --batch-size "${BATCH:-256}" --lr 2e-3 --max-steps "${AB_STEPS:-100}" --probe-every 50 $COMPILE "${COMMON[@]}" \
+  timeout "${AB_TIMEOUT:-70}" $PY -m diffgem_model.train.train --run "/tmp/ab_$noise" --preset embedded --noise "$noise" \
+    --batch-size "${BATCH:-256}" --lr 2e-3 --max-steps "${AB_STEPS:-100}" --probe-every 50 "${COMMON[@]}" \
     --note "round 2 A/B: $noise noise from scratch, ${AB_STEPS:-100} steps" 2>&1 | grep -E "final probe|Error|error" | tail -3
   tail -1 "/tmp/ab_$noise/train.log" > "$OUT/ab_$noise.json" 2>/dev/null || true
 done
 
 stamp "main run from the shipped weights"
-timeout $(( ${MAIN_BUDGET:-180} + 60 )) $PY -m diffgem_model.train.train --run /tmp/main --init model/embedded --noise uniform \
+timeout $(( ${MAIN_BUDGET:-150} + 60 )) $PY -m diffgem_model.train.train --run /tmp/main --init model/embedded --noise uniform \
   --batch-size "${BATCH:-256}" --lr "${LR:-8e-4}" --schedule wsd --warmup 0.03 --decay 0.25 \
-  --time-budget "${MAIN_BUDGET:-180}" --probe-every 40 --export "$OUT/ckpt" $COMPILE "${COMMON[@]}" \
+  --time-budget "${MAIN_BUDGET:-150}" --probe-every 40 --export "$OUT/ckpt" $COMPILE "${COMMON[@]}" \
   --note "round 2 main: shipped weights + round-2 corpus shard $SHARD, WSD" 2>&1 | grep -E "final probe|resumed|initialised|Error" | tail -5
 cp /tmp/main/train.log "$OUT/train_main.log" 2>/dev/null; cp /tmp/main/loss_curve.png "$OUT/" 2>/dev/null
 rm -f "$OUT"/ckpt/tokenizer.json "$OUT"/ckpt/tokenizer_config.json "$OUT"/ckpt/special_tokens_map.json
@@ -79,7 +79,7 @@ cp model/embedded/tokenizer.json model/embedded/tokenizer_config.json model/embe
 stamp "validation decode (Engine on the GPU)"
 if [ -d "$OUT/ckpt" ]; then
   mkdir -p /tmp/evalckpt && cp "$OUT"/ckpt/* /tmp/evalckpt/ && cp /tmp/tokenizer.json /tmp/tokenizer_config.json /tmp/generation_config.json /tmp/evalckpt/
-  timeout 100 $PY -m diffgem_model.train.evaluate --split validation --checkpoint /tmp/evalckpt \
+  timeout 80 $PY -m diffgem_model.train.evaluate --split validation --checkpoint /tmp/evalckpt \
     --holes model/data/gpu/holes_validation.jsonl --no-score --out /tmp/evalout 2>&1 | tail -2
   cp /tmp/evalout/samples.jsonl "$OUT/" 2>/dev/null
 fi

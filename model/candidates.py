@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .compat import decoder_attention_mask, with_cache
 from .engine import Engine, GenerateParams
 from .sampler import SamplerSettings, temperature_at
 
@@ -68,13 +69,12 @@ def denoise_batch(
     current = torch.where(pin, eos_id, current)
     committed |= pin
     logprob = torch.zeros((rows, canvas_length), device=device)
-    mask = model.model.decoder.create_diffusion_decoder_attention_mask(
-        config=model.config,
-        inputs_embeds=current.unsqueeze(-1),  # only shape[:2] is read
-        past_key_values=batched,
-        decoder_attention_mask=torch.ones(
-            (rows, prompt_len + canvas_length), dtype=torch.bool, device=device
-        ),
+    # Through compat: transformers 5.24 renamed this helper's cache argument with no alias.
+    mask = decoder_attention_mask(
+        model,
+        batched,
+        current,
+        torch.ones((rows, prompt_len + canvas_length), dtype=torch.bool, device=device),
     )
     positions = torch.arange(prompt_len, prompt_len + canvas_length, device=device).expand(rows, -1)
     embed_dtype = model.model.decoder.embed_tokens.weight.dtype
@@ -86,7 +86,7 @@ def denoise_batch(
             decoder_input_ids=current,
             self_conditioning_logits=self_conditioning,
             decoder_attention_mask=mask,
-            past_key_values=batched,
+            **with_cache(batched),
             decoder_position_ids=positions,
         ).logits.float()  # [rows, C, V]
         forwards += 1

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 export const SERVER_SETTING_KEYS = [
   'modelPath',
   'device',
+  'precision',
   'automaticSuggestions',
   'debounceMs',
   'automaticSteps',

@@ -171,11 +171,10 @@ async function startClient(): Promise<void> {
       // VS Code's own code-action menu (lightbulb, Refactor…) applies a resolved edit but shows nothing
       // while the model runs, nor when the server keeps the text (`disabled`): say both.
       resolveCodeAction: async (item, token, next) => {
-        if (item.title !== 'Rewrite selection') {
-          return next(item, token);
-        }
+        // Every diffgem action runs the model on resolve ("Rewrite selection", "Fill the holes", ...).
+        const title = item.title === 'Rewrite selection' ? 'diffgem: rewriting…' : `diffgem: ${item.title.toLowerCase()}…`;
         const resolved = await vscode.window.withProgress(
-          { location: vscode.ProgressLocation.Notification, title: 'diffgem: rewriting…' },
+          { location: vscode.ProgressLocation.Notification, title },
           async () => next(item, token),
         );
         if (resolved && !resolved.edit && !token.isCancellationRequested) {

@@ -216,6 +216,9 @@ def main() -> None:
         "--candidates", type=int, default=0, help="K candidates in one batched pass, re-ranked"
     )
     p.add_argument(
+        "--limit", type=int, default=0, help="decode only the first N holes (after filters)"
+    )
+    p.add_argument(
         "--kinds", default="", help="comma list of kinds to keep (single_line,multi_line,doctest)"
     )
     p.add_argument("--out", type=Path, default=None, help="default: model/runs/eval/<split>")
@@ -248,18 +251,20 @@ def main() -> None:
     if args.holes:
         holes = [Hole(**json.loads(line)) for line in args.holes.read_text().splitlines()]
     else:
-        records = load(args.split)
-        if args.languages:
-            records = [r for r in records if r["language"] in args.languages.split(",")]
-        holes = build_holes(records, tok, canvas, seed=0, scale=args.scale)
+        holes = build_holes(load(args.split), tok, canvas, seed=0, scale=args.scale)
+    # Filters apply after building, so a filtered run decodes exactly the unfiltered run's holes of that kind.
+    if args.languages:
+        holes = [h for h in holes if h.language in args.languages.split(",")]
     if args.save_holes:
         args.save_holes.write_text("".join(json.dumps(vars(h)) + "\n" for h in holes))
         print(f"saved {len(holes)} holes to {args.save_holes}")
         return
     if args.kinds:
         holes = [h for h in holes if h.kind in args.kinds.split(",")]
+    if args.limit:
+        holes = holes[: args.limit]
     print(
-        f"{args.split}: {len(records)} files, {len(holes)} holes",
+        f"{args.split}: {len(holes)} holes",
         dict(
             sorted(
                 defaultdict(

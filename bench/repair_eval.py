@@ -216,13 +216,20 @@ def main() -> None:
 
     import torch
     from diffgem_model.engine import Engine
-    from diffgem_model.sampler import SamplerSettings
+    from diffgem_model.worker import with_checkpoint_schedule
+
+    from diffgem_lsp.pipelines import sampler_settings
+    from diffgem_lsp.settings import Settings
 
     torch.set_num_threads(args.threads)
     rng = random.Random(0)
     cases = [c for path in corpus_files() for c in break_file(path, rng, args.per_file)]
     engine = Engine.load(device="cpu")
-    settings = SamplerSettings(**engine.sampler_defaults())
+    # What the server sends for a code action (pipelines.sampler_settings on the default settings),
+    # with the checkpoint's temperature schedule as the worker applies it.
+    settings = with_checkpoint_schedule(
+        sampler_settings(Settings(), automatic=False), engine.sampler_defaults()
+    )
     t0 = time.perf_counter()
     repaired, forwards = [], []
     for case in cases:

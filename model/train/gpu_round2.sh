@@ -28,8 +28,11 @@ fi
 if [ "${1:-}" = "score" ]; then
   set -e
   AT=${2:?usage: gpu_round2.sh score <folder the GPU files came back to>}
-  .venv/bin/python -m diffgem_model.train.evaluate --split validation --checkpoint "$AT/ckpt" \
+  # Scoring reads only the tokenizer, canvas length and sampler settings, which the new weights share with
+  # model/embedded (the GPU side drops the tokenizer files from $OUT/ckpt).
+  .venv/bin/python -m diffgem_model.train.evaluate --split validation --checkpoint model/embedded \
     --holes model/data/gpu/holes_validation.jsonl --preds "$AT/samples.jsonl" --out model/runs/eval/gpu_validation
+  echo "compare with model/embedded/eval_round2_validation.json; ship only if better, then: make eval (test, once)"
   cat "$AT"/training_log.jsonl >> model/train/training_log.jsonl
   exit 0
 fi

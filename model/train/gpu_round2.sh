@@ -21,7 +21,8 @@ if [ "${1:-}" = "prep" ]; then
   [ -f model/data/validation_tokens.npy ] || $PY -m diffgem_model.train.examples --split validation
   for s in "$SHARD" validation; do for k in tokens starts weights; do
     cp "model/data/${s}_${k}.npy" model/data/gpu/; done; done
-  $PY -m diffgem_model.train.evaluate --split validation --save-holes model/data/gpu/holes_validation.jsonl
+  # Half quotas: the same holes as model/embedded/eval_round2_validation.json, so the scores compare directly.
+  $PY -m diffgem_model.train.evaluate --split validation --scale 0.5 --save-holes model/data/gpu/holes_validation.jsonl
   du -sh model/data/gpu
   exit 0
 fi

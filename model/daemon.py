@@ -153,6 +153,14 @@ class Daemon(Worker):
 
     # -- engine thread ---------------------------------------------------------------------------
     def serve(self) -> None:
+        # The worker's thread setup (model/worker.py main), here in the engine thread: OpenMP's team
+        # size is a per-thread setting, and on a small shared CPU a full-width team spinning at its
+        # barriers is many times slower than one core less (fast_decoder.default_threads).
+        import torch
+
+        from .fast_decoder import default_threads
+
+        torch.set_num_threads(self.args.threads or default_threads())
         self.load()
         while (item := self.scheduler.take()) is not None:
             _, req = item
@@ -341,8 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", default="", help="unix socket path (in a 0700 directory)")
     parser.add_argument("--tcp-info", default="", help="listen on 127.0.0.1; write port+token here")
     parser.add_argument("--model", default="", help="checkpoint directory (default: embedded)")
+    # The worker's own options (model/worker.py main), which Worker.load reads.
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--prompt-cache-mb", type=int, default=256)
+    parser.add_argument("--precision", default="auto", help="auto|fp32|bf16|fp8|int8|int4")
+    parser.add_argument("--prompt-cache-mb", type=int, default=8192)
     parser.add_argument("--idle-exit-s", type=float, default=600.0)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument(
@@ -365,10 +375,6 @@ def main(argv: list[str] | None = None) -> int:
         ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
     ):
         os.environ.setdefault(name, value)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     asyncio.run(serve(args))
     return 0
 

@@ -52,6 +52,7 @@ class DaemonClient:
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
         self._connecting: asyncio.Task | None = None
+        self._announced: int | None = None  # the daemon whose death the user was told about
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -261,7 +262,14 @@ class DaemonClient:
             self.error = f"{reason} {len(self._restarts)} times in a minute; not restarting it"
             self._set_state("error", self.error)
             return
-        self._set_state("loading", f"{reason}; restarting it")
+        # Once per dead daemon: a connection that drops again before the new daemon said hello
+        # (it was still starting) is the same event for the user.
+        told = self._announced == self.pid
+        self._announced = self.pid
+        self._set_state(
+            "loading",
+            "reconnecting to the shared model daemon" if told else f"{reason}; restarting it",
+        )
         self._connecting = asyncio.ensure_future(self._connect())
 
 

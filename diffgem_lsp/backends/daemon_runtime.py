@@ -70,7 +70,14 @@ class DaemonPlace:
     def for_settings(cls, settings: Settings) -> DaemonPlace:
         model = str(Path(settings.model_path).expanduser().resolve()) if settings.model_path else ""
         ident = json.dumps(
-            [model, settings.device, settings.prompt_cache_mb, P.PROTOCOL_VERSION, __version__]
+            [
+                model,
+                settings.device,
+                settings.precision,
+                settings.prompt_cache_mb,
+                P.PROTOCOL_VERSION,
+                __version__,
+            ]
         )
         return cls(runtime_dir(), hashlib.sha256(ident.encode()).hexdigest()[:12])
 
@@ -141,6 +148,8 @@ async def spawn_daemon(place: DaemonPlace, settings: Settings, idle_exit_s: floa
         "--detach",
         "--device",
         settings.device,
+        "--precision",
+        settings.precision,
         "--prompt-cache-mb",
         str(settings.prompt_cache_mb),
         "--idle-exit-s",

@@ -11,6 +11,8 @@ import json
 import os
 import signal
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -23,12 +25,15 @@ from diffgem_protocol import GenerateParams, SamplerSettings
 SETTINGS = Settings(device="cpu")
 
 
-def hole(i: int = 0, steps: int = 4) -> GenerateParams:
+def hole(i: int = 0, steps: int = 4, early_stop: bool = True) -> GenerateParams:
+    sampler = SamplerSettings(max_steps=steps, rule="confidence")
+    if not early_stop:  # a zero mean-entropy bar never triggers: the step budget alone ends it
+        sampler = SamplerSettings(max_steps=steps, rule="confidence", stop_entropy=0.0)
     return GenerateParams(
         prefix=f"def add_{i}(a, b):\n    return ",
         suffix="\n\n\nprint(add(1, 2))\n",
         max_tokens=8,
-        sampler=SamplerSettings(max_steps=steps, rule="confidence"),
+        sampler=sampler,
     )
 
 
@@ -71,6 +76,17 @@ async def test_three_clients_one_daemon_all_answered(rundir):
     assert stat.S_IMODE(path.stat().st_mode) == 0o700
     sock = DaemonPlace.for_settings(SETTINGS).socket
     assert stat.S_ISSOCK(sock.stat().st_mode) and stat.S_IMODE(sock.stat().st_mode) & 0o077 == 0
+    # `diffgem-lsp --status`: the daemon, its clients (the three, and the status query itself), memory.
+    out = subprocess.run(
+        [sys.executable, "-m", "diffgem_lsp", "--status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    (daemon,) = json.loads(out.stdout)["daemons"]
+    assert daemon["running"] and daemon["pid"] == cs[0].pid and daemon["rss_mb"] > 0
+    names = [c["name"] for c in daemon["clients"]]
+    assert len(names) == 4 and names.count(f"diffgem-lsp pid {os.getpid()}") == 3
     for c in cs:
         await c.stop()
 
@@ -110,7 +126,11 @@ async def test_daemon_killed_mid_request_every_client_recovers(rundir):
     await ready(cs, pids)
     first = cs[0].pid
     assert first is not None
-    slow = [asyncio.ensure_future(c.generate(hole(i, steps=64))) for i, c in enumerate(cs)]
+    # Long requests (thousands of steps, no early stop): all three are in the daemon when it dies.
+    slow = [
+        asyncio.ensure_future(c.generate(hole(i, steps=4000, early_stop=False)))
+        for i, c in enumerate(cs)
+    ]
     await _until(lambda: all(c._pending for c in cs))
     os.kill(first, signal.SIGKILL)
     for task in slow:
@@ -122,7 +142,7 @@ async def test_daemon_killed_mid_request_every_client_recovers(rundir):
     assert len({c.pid for c in cs}) == 1 and cs[0].pid != first  # one new daemon for all
     for i in range(3):
         told = [m for j, s, m in events if j == i and "exited" in m]
-        assert len(told) == 1, told  # each client says so once
+        assert len(told) == 1, [e for e in events if e[0] == i]  # each client says so once
     for c in cs:
         await c.stop()
 

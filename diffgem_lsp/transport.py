@@ -69,11 +69,15 @@ class _StdinReader:
 
     def __init__(self, fd: int, loop: asyncio.AbstractEventLoop) -> None:
         self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        # At most a few chunks read ahead: a client writing faster than we handle then blocks on its
+        # pipe (backpressure) instead of filling our memory.
+        self.room = threading.Semaphore(4)
         self.fd, self.loop = fd, loop
         threading.Thread(target=self._run, name="lsp-stdin", daemon=True).start()
 
     def _run(self) -> None:
         while True:
+            self.room.acquire()
             try:
                 data = os.read(self.fd, 1 << 16)
             except OSError:
@@ -86,7 +90,9 @@ class _StdinReader:
                 return
 
     async def read(self) -> bytes:
-        return await self.queue.get()
+        data = await self.queue.get()
+        self.room.release()
+        return data
 
 
 def _on_signals(stop: Callable[[int], None]) -> None:

@@ -41,7 +41,8 @@ def probe(lsp: LspProcess) -> None:
 
 
 def answers_once(lsp: LspProcess, msg_id) -> dict:
-    probe(lsp)  # ordered after the request: its answer, if any, has arrived
+    lsp.response(msg_id, timeout=20)  # background handlers may answer after a later probe
+    probe(lsp)
     answers = lsp.responses.get(msg_id, [])
     assert len(answers) == 1, answers
     return answers[0]

@@ -70,7 +70,9 @@ def load_checkpoint(
     resolved = resolve_precision(precision, device)
     memory = None
     try:
-        memory = estimate(AutoConfig.from_pretrained(path, local_files_only=True), resolved, device)
+        # trust_remote_code=False: a config pointing at custom code must not prompt "[y/N]" on stdin.
+        config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        memory = estimate(config, resolved, device)
     except Exception as exc:  # an unusual config must not stop a load the estimate cannot describe
         log.warning("memory estimate unavailable for %s: %s", path, exc)
     if memory is not None and device.startswith("cuda") and not memory.fits:

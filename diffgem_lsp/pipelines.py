@@ -156,15 +156,12 @@ async def infill(
         await asyncio.sleep(wait)
         if doc.version != version:  # the user kept typing: a newer request is coming
             return None
-    canvas = C.build_infill_canvas(text, doc.language_id or "", position)
-    if canvas is None:
-        return None
-    params = infill_params(canvas, session.settings, automatic, prefix_extra)
-    header = cross_file.context_header(
-        session, uri, text, C.offset_at(text, position), doc.language_id or ""
+    request = infill_request(
+        session, uri, text, doc.language_id or "", position, automatic, prefix_extra
     )
-    if header:  # snippets of other files, before the prefix (cross_file.py)
-        params = replace(params, prefix=header + params.prefix)
+    if request is None:
+        return None
+    canvas, params = request
     deadline = AUTOMATIC_DEADLINE_S if automatic else INVOKED_DEADLINE_S
     try:
         result = await _generate(session, params, f"infill {canvas.hole_kind}", on_draft, deadline)
@@ -189,6 +186,28 @@ async def infill(
         end_character=end,
         result=result,
     )
+
+
+def infill_request(
+    session: Session,
+    uri: str,
+    text: str,
+    language: str,
+    position: C.Position,
+    automatic: bool,
+    prefix_extra: str = "",
+) -> tuple[C.InfillCanvas, GenerateParams] | None:
+    """The canvas and model request for a cursor (UTF-16 `position`), or None where nothing is worth
+    suggesting. The one place an infill prompt is built: the prefill (prefill.py) goes through it
+    too, so its prompt, and with it the worker's prompt-cache key, is the one the request will send."""
+    canvas = C.build_infill_canvas(text, language, position)
+    if canvas is None:
+        return None
+    params = infill_params(canvas, session.settings, automatic, prefix_extra)
+    header = cross_file.context_header(session, uri, text, C.offset_at(text, position), language)
+    if header:  # snippets of other files, before the prefix (cross_file.py)
+        params = replace(params, prefix=header + params.prefix)
+    return canvas, params
 
 
 async def rewrite(

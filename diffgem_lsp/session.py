@@ -64,6 +64,11 @@ class Session:
         self.typing: dict[str, AdaptiveDebounce] = {}
         # Pending (debounced) syntax-diagnostics runs per document (features/documents.py).
         self.pending_diagnostics: dict[str, asyncio.Task] = {}
+        # Prompt-cache warm-ups per document (prefill.py): the task out, the text it last saw, and
+        # where the last change ended (kept after didClose: a reopened file's cursor is likely there).
+        self.prefills: dict[str, asyncio.Task] = {}
+        self.prefill_texts: dict[str, str] = {}
+        self.last_change: dict[str, int] = {}
 
     # -- settings ------------------------------------------------------------------------------
     def apply_settings(self, raw: Any) -> bool:
@@ -123,9 +128,10 @@ class Session:
             del self.inflight[uri]
 
     def cancel_all(self) -> None:
-        for task in self.inflight.values():
+        for task in [*self.inflight.values(), *self.prefills.values()]:
             task.cancel()
         self.inflight.clear()
+        self.prefills.clear()
 
     # -- backend state -> client ---------------------------------------------------------------
     def _on_backend_state(self, state: str, message: str) -> None:

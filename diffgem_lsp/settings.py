@@ -29,6 +29,7 @@ class Settings:
     stream_drafts: bool = False
     diagnostics: bool = True
     adaptive_debounce: bool = True
+    prefill: bool = True
     candidates: int = 1
     prompt_cache_mb: int = 8192
     max_file_kb: int = 1024
@@ -91,6 +92,7 @@ DESCRIPTIONS: dict[str, str] = {
     "stream_drafts": "Send each intermediate canvas as a diffgem/draft notification (and $/progress when the request has a workDoneToken).",
     "diagnostics": "Report syntax errors (tree-sitter ERROR/MISSING nodes) as diagnostics, with a Repair quick fix.",
     "adaptive_debounce": "Wait before an automatic request according to typing speed, from 0 up to debounceMs; false: always debounceMs.",
+    "prefill": "Warm the prompt cache in the background on didOpen and didChange, so the first suggestion at the cursor reuses the encoded document (local worker and daemon; skipped for vllm).",
     "candidates": "Distinct suggestions an invoked inline completion returns, one denoising pass each (automatic requests return one).",
     "precision": "Weights: auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp8 (FP8 experts, GPUs of compute capability 8.9+), int8/int4 (bitsandbytes: linear layers only, experts stay bf16).",
     "prompt_cache_mb": "Upper bound for encoder caches reused across keystrokes; within it the cache takes a share of the device's free memory (0 disables).",

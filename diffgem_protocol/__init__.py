@@ -21,6 +21,10 @@ PROTOCOL_VERSION = 2
 OP_GENERATE = "generate"
 OP_CANCEL = "cancel"
 OP_STATUS = "status"
+# Encode a hole's prompt into the worker's prompt cache, no denoising: the next generate for the same
+# prompt reuses it. Additive (an older worker answers "unknown op"); a queued one is dropped once any
+# other request is waiting behind it, so a real generate never waits for a warm-up.
+OP_PREFILL = "prefill"
 
 # Events (worker -> server), by "event".
 EV_HELLO = "hello"  # process is up, model not loaded yet
@@ -31,6 +35,9 @@ EV_RESULT = "result"
 EV_CANCELLED = "cancelled"
 EV_ERROR = "error"
 EV_STATUS = "status"
+EV_PREFILLED = (
+    "prefilled"  # a prefill's prompt is in the cache: encoded_tokens, reused_tokens, encode_ms
+)
 
 SAMPLER_RULES = ("entropy", "confidence")
 
@@ -126,6 +133,23 @@ class GenerateRequest:
             params=GenerateParams.from_dict(message["params"]),
             stream=bool(message.get("stream", False)),
         )
+
+
+@dataclass(frozen=True)
+class PrefillRequest:
+    """Warm the prompt cache for `params` (prefix, suffix, old_text: what an infill request carries).
+
+    Answered by EV_PREFILLED, or EV_CANCELLED when cancelled or superseded before it ran."""
+
+    id: int
+    params: GenerateParams
+
+    def to_message(self) -> dict[str, Any]:
+        return request(OP_PREFILL, id=self.id, params=asdict(self.params))
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> PrefillRequest:
+        return cls(id=int(message["id"]), params=GenerateParams.from_dict(message["params"]))
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -35,12 +35,12 @@ class Scheduler:
     """Pending requests per client, handed out round-robin; cancels reach queued and running requests."""
 
     def __init__(self) -> None:
-        self._queues: dict[int, deque[P.GenerateRequest]] = {}
+        self._queues: dict[int, deque[P.GenerateRequest | P.PrefillRequest]] = {}
         self._order: deque[int] = deque()  # clients with work, next in turn first
         self._cond = threading.Condition()
         self._closed = False
 
-    def put(self, client: int, req: P.GenerateRequest) -> None:
+    def put(self, client: int, req: P.GenerateRequest | P.PrefillRequest) -> None:
         with self._cond:
             queue = self._queues.setdefault(client, deque())
             queue.append(req)
@@ -48,7 +48,7 @@ class Scheduler:
                 self._order.append(client)
             self._cond.notify()
 
-    def take(self) -> tuple[int, P.GenerateRequest] | None:
+    def take(self) -> tuple[int, P.GenerateRequest | P.PrefillRequest] | None:
         """Next request, from the client whose turn it is; None once closed."""
         with self._cond:
             while not self._order and not self._closed:
@@ -62,12 +62,12 @@ class Scheduler:
                 self._order.append(client)  # back of the line: the others go first
             return client, req
 
-    def remove(self, predicate: Any) -> list[tuple[int, P.GenerateRequest]]:
+    def remove(self, predicate: Any) -> list[tuple[int, P.GenerateRequest | P.PrefillRequest]]:
         """Drop queued requests matching predicate(client, req); return them."""
-        removed: list[tuple[int, P.GenerateRequest]] = []
+        removed: list[tuple[int, P.GenerateRequest | P.PrefillRequest]] = []
         with self._cond:
             for client, queue in self._queues.items():
-                keep: deque[P.GenerateRequest] = deque()
+                keep: deque[P.GenerateRequest | P.PrefillRequest] = deque()
                 for req in queue:
                     if predicate(client, req):
                         removed.append((client, req))
@@ -126,7 +126,7 @@ class Daemon(Worker):
         owner = self.owner.get(gid)
         if owner is None:
             return
-        if message.get("event") in (P.EV_RESULT, P.EV_ERROR, P.EV_CANCELLED):
+        if message.get("event") in (P.EV_RESULT, P.EV_PREFILLED, P.EV_ERROR, P.EV_CANCELLED):
             del self.owner[gid]
             self.last_activity = time.monotonic()
         target = self.connections.get(owner[0])
@@ -150,6 +150,9 @@ class Daemon(Worker):
             "clients": clients,
             "queued": self.scheduler.pending(),
         }
+
+    def waiting(self) -> bool:
+        return self.scheduler.pending() > 0
 
     # -- engine thread ---------------------------------------------------------------------------
     def serve(self) -> None:
@@ -229,7 +232,7 @@ class Daemon(Worker):
         try:
             message = P.decode(line)
             op = message.get("op")
-            if op == P.OP_GENERATE:
+            if op in (P.OP_GENERATE, P.OP_PREFILL):
                 self._generate(conn, message)
             elif op == P.OP_CANCEL:
                 self._cancel(conn, int(message["id"]))
@@ -246,14 +249,19 @@ class Daemon(Worker):
         """Queue a client's request under a daemon-wide id. Per-document supersede needs nothing more:
         the server cancels a document's older request when a newer one starts (session.supersede), and
         a cancel removes a queued request at once or stops a running one at its next step."""
-        client_req = P.GenerateRequest.from_message(message)
         gid = next(self._ids)
-        self.owner[gid] = (conn.cid, client_req.id)
+        req: P.GenerateRequest | P.PrefillRequest
+        if message.get("op") == P.OP_PREFILL:  # a prompt-cache warm-up (Worker.prefill)
+            prefill = P.PrefillRequest.from_message(message)
+            self.owner[gid] = (conn.cid, prefill.id)
+            req = P.PrefillRequest(id=gid, params=prefill.params)
+        else:
+            client_req = P.GenerateRequest.from_message(message)
+            self.owner[gid] = (conn.cid, client_req.id)
+            req = P.GenerateRequest(id=gid, params=client_req.params, stream=client_req.stream)
         conn.requests += 1
         self.last_activity = time.monotonic()
-        self.scheduler.put(
-            conn.cid, P.GenerateRequest(id=gid, params=client_req.params, stream=client_req.stream)
-        )
+        self.scheduler.put(conn.cid, req)
 
     def _cancel(self, conn: Connection, client_id: int) -> None:
         for gid, (cid, rid) in list(self.owner.items()):

@@ -20,7 +20,7 @@ from .fast_decoder import LeanDecoder, lean_unsupported
 from .fast_encoder import LeanEncoder
 from .layouts import LAYOUTS, Prompt
 from .memory import prompt_cache_budget
-from .prompt_cache import PromptCache, crop_to
+from .prompt_cache import CacheStats, PromptCache, crop_to
 from .sampler import SamplerSettings, choose_length, denoise
 
 # The engine's request and result are the wire protocol's own types: the worker sends a result as is.
@@ -97,6 +97,20 @@ class Engine:
             canvas_length=self.canvas_length,
             old_text=params.old_text,
         )
+
+    @torch.no_grad()
+    def prefill(self, params: GenerateParams) -> tuple[CacheStats, float]:
+        """Encode the prompt `generate(params)` would encode into the prompt cache, without denoising.
+
+        The same `build_prompt` and `PromptCache.encode` as `generate`, so the next generate of this
+        prompt reuses all of it but the one token `encode` always keeps out. Returns (stats, encode
+        ms); with the cache disabled there is nothing to keep, so nothing is encoded."""
+        if self.prompt_cache.max_bytes <= 0:
+            return CacheStats(), 0.0
+        prompt = self.build_prompt(params)
+        t0 = time.perf_counter()
+        _cache, stats = self.prompt_cache.encode(prompt.ids)
+        return stats, (time.perf_counter() - t0) * 1000
 
     @torch.no_grad()
     def generate(

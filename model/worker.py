@@ -43,13 +43,13 @@ class Worker:
         self.engine: Engine | None = None
         self.load_error: str | None = None
         self.state = "loading"
-        self.requests: queue.Queue[P.GenerateRequest | None] = queue.Queue()
+        self.requests: queue.Queue[P.GenerateRequest | P.PrefillRequest | None] = queue.Queue()
         self.cancelled: set[int] = set()
         self.current: int | None = None
         self.last: dict[str, Any] | None = (
             None  # figures of the last finished generation (benchmarks)
         )
-        self.totals = {"generations": 0, "forwards": 0, "tokens": 0}
+        self.totals = {"generations": 0, "forwards": 0, "tokens": 0, "prefills": 0}
         self._write_lock = threading.Lock()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -67,6 +67,8 @@ class Worker:
                 op = message.get("op")
                 if op == P.OP_GENERATE:
                     self.requests.put(P.GenerateRequest.from_message(message))
+                elif op == P.OP_PREFILL:
+                    self.requests.put(P.PrefillRequest.from_message(message))
                 elif op == P.OP_CANCEL:
                     self.cancelled.add(int(message["id"]))
                 elif op == P.OP_STATUS:
@@ -160,10 +162,42 @@ class Worker:
                 self.current = None
                 self.cancelled.discard(req.id)
 
-    def run(self, req: P.GenerateRequest) -> dict[str, Any]:
+    def waiting(self) -> bool:
+        """Whether another request is queued behind the one being taken (the daemon has its own queue)."""
+        return not self.requests.empty()
+
+    def prefill(self, req: P.PrefillRequest) -> dict[str, Any]:
+        """Warm the prompt cache (Engine.prefill). A prefill is only ever a head start: one with any
+        request queued behind it is stale (that request is the real one, or a newer prefill) and is
+        dropped unrun, so a generate never waits for a warm-up. A running one is a single encoder
+        call, which the generate for the same prompt then reuses instead of repeating."""
+        assert self.engine is not None
+        if self.waiting():
+            log.debug("prefill %s dropped: a newer request is waiting", req.id)
+            return P.event(P.EV_CANCELLED, id=req.id)
+        stats, encode_ms = self.engine.prefill(req.params)
+        self.totals["prefills"] += 1
+        log.debug(
+            "prefill %s: %d prompt tokens encoded, %d reused, %.0f ms",
+            req.id,
+            stats.encoded_tokens,
+            stats.reused_tokens,
+            encode_ms,
+        )
+        return P.event(
+            P.EV_PREFILLED,
+            id=req.id,
+            encoded_tokens=stats.encoded_tokens,
+            reused_tokens=stats.reused_tokens,
+            encode_ms=encode_ms,
+        )
+
+    def run(self, req: P.GenerateRequest | P.PrefillRequest) -> dict[str, Any]:
         from .sampler import DenoiseCancelled
 
         assert self.engine is not None
+        if isinstance(req, P.PrefillRequest):
+            return self.prefill(req)
         sampler = with_checkpoint_schedule(req.params.sampler, self.engine.sampler_defaults())
         params = replace(req.params, sampler=sampler)
 

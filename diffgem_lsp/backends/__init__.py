@@ -6,9 +6,17 @@ The session calls `create_backend`; features never import a backend module. Noth
 from __future__ import annotations
 
 from ..settings import Settings
-from .base import Backend, BackendError, DraftCallback, StateCallback
+from .base import Backend, BackendError, DraftCallback, Prefiller, StateCallback, prefiller
 
-__all__ = ["Backend", "BackendError", "DraftCallback", "StateCallback", "create_backend"]
+__all__ = [
+    "Backend",
+    "BackendError",
+    "DraftCallback",
+    "Prefiller",
+    "StateCallback",
+    "create_backend",
+    "prefiller",
+]
 
 
 def create_backend(settings: Settings, on_state: StateCallback) -> Backend:

@@ -8,7 +8,7 @@ the package `__init__`, which imports them). Nothing here imports torch.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from diffgem_protocol import GenerateParams, GenerationResult
 
@@ -50,3 +50,16 @@ class Backend(Protocol):
     ) -> GenerationResult: ...
 
     async def status(self, timeout: float = 5.0) -> dict[str, Any]: ...
+
+
+class Prefiller(Protocol):
+    """Optional capability: warm the backend's prompt cache for `params` without denoising (the wire
+    protocol's `prefill`). A backend that has it says so with `supports_prefill = True`."""
+
+    async def prefill(self, params: GenerateParams) -> dict[str, Any]: ...
+
+
+def prefiller(backend: Backend) -> Prefiller | None:
+    """The backend's prompt-cache warm-up, or None where there is none (a remote vLLM server keeps
+    its own cache): callers skip it silently."""
+    return cast(Prefiller, backend) if getattr(backend, "supports_prefill", False) else None

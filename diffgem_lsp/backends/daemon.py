@@ -33,6 +33,7 @@ class DaemonClient:
     """The `Backend` that shares one resident model with every other diffgem-lsp of this user."""
 
     kind = "daemon"
+    supports_prefill = True  # base.Prefiller: the daemon's engine warms its prompt cache on request
 
     def __init__(self, settings: Settings, on_state: StateCallback = lambda s, m: None):
         self.settings = settings
@@ -159,6 +160,27 @@ class DaemonClient:
             raise BackendError(event.get("message") or "generation failed")
         return P.GenerationResult.from_message(event["result"])
 
+    async def prefill(self, params: P.GenerateParams) -> dict[str, Any]:
+        """Warm the worker's prompt cache for `params` (the protocol's prefill); its EV_PREFILLED
+        figures. Cancelling the awaiting task cancels it there; no "generating" state: nothing shows."""
+        await self.wait_ready(timeout=120)
+        request_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            self._send(P.PrefillRequest(id=request_id, params=params).to_message())
+            event = await future
+        except asyncio.CancelledError:
+            self._send_quietly(P.request(P.OP_CANCEL, id=request_id))
+            raise
+        finally:
+            self._pending.pop(request_id, None)
+        if event["event"] == P.EV_CANCELLED:
+            raise asyncio.CancelledError()
+        if event["event"] == P.EV_ERROR:
+            raise BackendError(event.get("message") or "prefill failed")
+        return event
+
     async def status(self, timeout: float = 5.0) -> dict[str, Any]:
         base = {"backend": self.kind, "socket": str(self.place.socket) if self.place else None}
         if self._writer is None:
@@ -234,7 +256,7 @@ class DaemonClient:
             self.error = message.get("message", "model could not be loaded")
             self._set_state("error", self.error)
             self._ready.set()
-        elif name in (P.EV_RESULT, P.EV_ERROR, P.EV_CANCELLED):
+        elif name in (P.EV_RESULT, P.EV_PREFILLED, P.EV_ERROR, P.EV_CANCELLED):
             future = self._pending.get(message.get("id"))  # type: ignore[arg-type]
             if future is not None and not future.done():
                 future.set_result(message)

@@ -39,6 +39,8 @@ STALL_TIMEOUT_S = 10.0
 class LocalWorker:
     """The `Backend` that runs the model in a child process of this server."""
 
+    supports_prefill = True  # base.Prefiller: the worker warms its prompt cache on request
+
     def __init__(self, settings: Settings, on_state: StateCallback = lambda s, m: None):
         self.settings = settings
         self.on_state = on_state  # (state, message) -> status notification / progress
@@ -50,6 +52,7 @@ class LocalWorker:
         self._ready = asyncio.Event()
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._drafts: dict[int, DraftCallback] = {}
+        self._prefills: set[int] = set()  # ids in _pending that are prefills (they show no state)
         self._status_waiters: list[asyncio.Future[dict[str, Any]]] = []
         self._ids = itertools.count(1)
         self._crashes: list[float] = []
@@ -163,13 +166,36 @@ class LocalWorker:
         finally:
             self._pending.pop(request_id, None)
             self._drafts.pop(request_id, None)
-            if not self._pending and self.state == "generating":
+            if self._pending.keys() <= self._prefills and self.state == "generating":
                 self._set_state("ready", self.model)
         if event["event"] == P.EV_CANCELLED:
             raise asyncio.CancelledError()
         if event["event"] == P.EV_ERROR:
             raise BackendError(event.get("message") or "generation failed")
         return P.GenerationResult.from_message(event["result"])
+
+    async def prefill(self, params: P.GenerateParams) -> dict[str, Any]:
+        """Warm the worker's prompt cache for `params` (the protocol's prefill); its EV_PREFILLED
+        figures. Cancelling the awaiting task cancels it there; no "generating" state: nothing shows."""
+        await self.wait_ready(timeout=120)
+        request_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        self._prefills.add(request_id)
+        try:
+            self._send(P.PrefillRequest(id=request_id, params=params).to_message())
+            event = await future
+        except asyncio.CancelledError:
+            self._send_quietly(P.request(P.OP_CANCEL, id=request_id))
+            raise
+        finally:
+            self._pending.pop(request_id, None)
+            self._prefills.discard(request_id)
+        if event["event"] == P.EV_CANCELLED:
+            raise asyncio.CancelledError()
+        if event["event"] == P.EV_ERROR:
+            raise BackendError(event.get("message") or "prefill failed")
+        return event
 
     async def status(self, timeout: float = 5.0) -> dict[str, Any]:
         if self._proc is None or self._proc.returncode is not None:
@@ -261,7 +287,7 @@ class LocalWorker:
             self.error = message.get("message", "model could not be loaded")
             self._set_state("error", self.error)
             self._ready.set()
-        elif name in (P.EV_RESULT, P.EV_ERROR, P.EV_CANCELLED):
+        elif name in (P.EV_RESULT, P.EV_PREFILLED, P.EV_ERROR, P.EV_CANCELLED):
             future = self._pending.get(message.get("id"))  # type: ignore[arg-type]
             if future is not None and not future.done():
                 future.set_result(message)

@@ -66,6 +66,7 @@ class RemoteSettings:
 
 class VllmBackend:
     kind = "vllm"
+    supports_prefill = False  # base.Prefiller: vLLM keeps its own prefix cache; skipped
 
     def __init__(
         self,

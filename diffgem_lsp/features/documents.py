@@ -1,4 +1,5 @@
-"""didOpen / didChange / didClose: syntax diagnostics (debounced), typing speed, and the suggestion cache.
+"""didOpen / didChange / didClose: syntax diagnostics (debounced), typing speed, the suggestion cache,
+and the prompt-cache warm-up (prefill.py).
 
 Main-loop notifications (pygls has already updated its copy of the document when these run). The
 diagnostics are tree-sitter ERROR/MISSING nodes (canvas/repair.py); no model runs here.
@@ -13,7 +14,7 @@ import time
 from lsprotocol import types
 
 from .. import canvas as C
-from .. import results
+from .. import prefill, results
 from ..debounce import AdaptiveDebounce
 from ..session import Session
 
@@ -26,18 +27,21 @@ DIAGNOSTICS_DELAY_S = 0.4
 
 def did_open(session: Session, params: types.DidOpenTextDocumentParams) -> None:
     _schedule_diagnostics(session, params.text_document.uri, delay=0.0)
+    prefill.did_open(session, params.text_document.uri)
 
 
 def did_change(session: Session, params: types.DidChangeTextDocumentParams) -> None:
     uri = params.text_document.uri
     session.typing.setdefault(uri, AdaptiveDebounce()).observe(time.monotonic())
     _schedule_diagnostics(session, uri, delay=DIAGNOSTICS_DELAY_S)
+    prefill.did_change(session, uri)
 
 
 def did_close(session: Session, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     session.typing.pop(uri, None)
     session.suggestions.forget(uri)
+    prefill.did_close(session, uri)
     pending = session.pending_diagnostics.pop(uri, None)
     if pending is not None:
         pending.cancel()

@@ -19,6 +19,7 @@ export const SERVER_SETTING_KEYS = [
   'streamDrafts',
   'diagnostics',
   'adaptiveDebounce',
+  'prefill',
   'candidates',
   'promptCacheMb',
   'maxFileKb',

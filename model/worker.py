@@ -257,11 +257,14 @@ def main(argv: list[str] | None = None) -> int:
     worker.send(P.event(P.EV_HELLO, pid=os.getpid(), protocol=P.PROTOCOL_VERSION))
     threading.Thread(target=worker.read_requests, args=(sys.stdin.buffer,), daemon=True).start()
     threading.Thread(target=exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    import torch
+    try:
+        import torch
 
-    from .fast_decoder import default_threads
+        from .fast_decoder import default_threads
 
-    torch.set_num_threads(args.threads or default_threads())
+        torch.set_num_threads(args.threads or default_threads())
+    except Exception:  # a broken install: load() meets the same error and reports it (load_failed)
+        log.exception("torch could not be imported")
     worker.load()
     worker.serve()
     return 0

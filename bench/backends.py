@@ -29,6 +29,7 @@ from editor_client import EditorSession, language_of  # noqa: E402
 from run import FILES, TYPED_CHARS, BenchHole, make_holes, pct  # noqa: E402
 
 BASE = {"debounceMs": 0, "seed": 0}
+BASE_STEPS = 8  # automaticSteps' default: what an as-you-type request asks for
 HOLES_PER_FILE = 3
 
 
@@ -158,6 +159,7 @@ async def remote_overhead(files: list[list[BenchHole]]) -> dict:
         status = await remote.worker_status()
         for w in (remote, local):
             await w.stop()
+        hop = await http_hop(url, holes)
     finally:
         standin.terminate()
         standin.wait()
@@ -169,8 +171,41 @@ async def remote_overhead(files: list[list[BenchHole]]) -> dict:
         "model_ms_p50": pct([m for _, m in pairs], 0.5),
         "n": len(pairs),
         "local_overhead_ms_p50": pct(local_over, 0.5),
+        "http_hop_ms_p50": pct(hop, 0.5),
+        "http_hop_ms_p95": pct(hop, 0.95),
+        "http_hop_n": len(hop),
         "capabilities": status.get("capabilities"),
     }
+
+
+async def http_hop(url: str, holes: list[BenchHole]) -> list[float]:
+    """The remote backend alone (no LSP, no canvas): VllmBackend.generate's wall time minus the
+    stand-in's model time, for each hole's prompt at each keystroke."""
+    from diffgem_lsp.backends.vllm import VllmBackend
+    from diffgem_lsp.settings import Settings
+    from diffgem_protocol import GenerateParams, SamplerSettings
+
+    backend = VllmBackend(Settings(backend="vllm", endpoint=url))
+    await backend.start()
+    out, seen = [], None
+    for hole in holes:
+        for k in range(1, min(TYPED_CHARS, len(hole.truth)) + 1):
+            params = GenerateParams(
+                prefix=hole.prefix + hole.truth[:k],
+                suffix=hole.suffix,
+                max_tokens=32,
+                sampler=SamplerSettings(max_steps=BASE_STEPS),
+            )
+            t = time.perf_counter()
+            await backend.generate(params)
+            wall = (time.perf_counter() - t) * 1000
+            with urlopen(f"{url}/standin/record") as r:  # noqa: S310 (loopback, our own stand-in)
+                model = json.load(r)["model_ms"]
+            if seen is not None and len(model) > seen:
+                out.append(wall - model[-1])
+            seen = len(model)
+    await backend.stop()
+    return out
 
 
 def markdown(r: dict) -> str:
@@ -197,6 +232,8 @@ def markdown(r: dict) -> str:
             f"model p50 {remote['model_ms_p50']:.0f} ms.",
             f"- beside it, a window on its own worker: wall minus the worker's encode + denoise time, p50 "
             f"{remote['local_overhead_ms_p50']:.1f} ms (LSP, canvas, pipe and this machine's load).",
+            f"- the HTTP hop alone (VllmBackend.generate, no LSP, no canvas): p50 **{remote['http_hop_ms_p50']:.1f} ms** "
+            f"(p95 {remote['http_hop_ms_p95']:.1f} ms) over {remote['http_hop_n']} requests.",
             "",
             f"Load average while measuring (1/5/15 min): {', '.join(f'{x:.1f}' for x in r['load_average'])} "
             "on this machine's CPUs — other jobs ran alongside, which is why the configurations are "

@@ -40,6 +40,9 @@ UPSTREAM = (
     "sys.exit is raised inside a handler (start_io swallows SystemExit and returns 0)",
     "JSONRPCServer.start_tcp: one connection per session (a second one swaps the writer)",
     "TextDocument: reject edits whose range end precedes its start",
+    "LanguageServerProtocol.lsp_shutdown: cancel pending futures over a snapshot (cancelling a "
+    "generator handler's concurrent Future runs _send_handler_result at once, which pops from the "
+    "dict being iterated: 'dictionary changed size during iteration')",
 )
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -250,6 +253,24 @@ class DiffgemProtocol(LanguageServerProtocol):
     def _forget(self, msg_id: Any, future: Any) -> None:
         if self._request_futures.get(msg_id) is future:
             del self._request_futures[msg_id]
+
+    @lsp_method(types.SHUTDOWN)
+    def lsp_shutdown(self, *args):  # type: ignore[no-untyped-def]
+        """pygls' shutdown, cancelling the pending futures over a snapshot of them.
+
+        A generator handler's future is a concurrent.futures.Future, whose `cancel()` runs its done
+        callbacks at once; pygls' `_send_handler_result` (and our `_forget`) then pop from the very
+        dict pygls is iterating (pygls/protocol/language_server.py, `lsp_shutdown`), and shutdown
+        fails with "dictionary changed size during iteration".
+        """
+        if (user_handler := self.fm.features.get(types.SHUTDOWN)) is not None:
+            yield user_handler, args, None
+        current_id = self.msg_id
+        for msg_id, future in list(self._request_futures.items()):
+            if msg_id != current_id and not future.done():
+                future.cancel()
+        self._shutdown = True
+        return None
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):  # type: ignore[no-untyped-def]

@@ -46,6 +46,8 @@ async def run_speed(out_dir: Path = BENCH, lines_per_file: int = 2, chars: int =
         row = await typing_replay.run_typing(options, lines_per_file, chars, env, interval_ms)
         row["load"] = f"{before} → {floor.load_average()}"
         results["typing"][name] = row
+    print("typing: first ghost after didOpen, prefill on / off …", flush=True)
+    results["cold_open"] = await typing_replay.cold_open()
     # The worker's step is wall time at the worker's thread count: compare it with that floor.
     threads = str(results["floor"]["worker_threads"])
     floor_ms = results["floor"]["threads"][threads]["floor_ms_wall"]
@@ -86,6 +88,8 @@ def markdown(r: dict) -> str:
         "over the wall-clock floor at the worker's thread count (FLOPs ÷ the best matmul throughput "
         "measured above at that count).",
     ]
+    if "cold_open" in r:
+        out += ["", typing_replay.cold_open_markdown(r["cold_open"]).rstrip("\n")]
     return "\n".join(out) + "\n"
 
 

@@ -171,3 +171,110 @@ async def run_typing(
         "options": options,
         "env": env or {},
     }
+
+
+async def _idle(session: EditorSession, prefills: int) -> dict:
+    """Wait until the worker has finished `prefills` warm-ups and is idle; its status."""
+    for _ in range(600):
+        status = await session.worker_status()
+        if status["totals"].get("prefills", 0) >= prefills and status.get("busy") is None:
+            return status
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"worker still busy or prefill #{prefills} missing: {status}")
+
+
+async def first_ghost_after_open(options: dict, pause_s: float = 1.0) -> dict:
+    """First keystroke -> ghost in each freshly opened file (worker warm), `pause_s` after didOpen.
+
+    Two cursors per file: "append", Enter at the end of the last line of code (where the didOpen
+    prefill warms the cache, diffgem_lsp/prefill.py), and "mid-file", the first character of the
+    first line `lines_to_type` picks (the prefill guessed elsewhere: no reuse expected).
+    """
+    session = EditorSession(options={"seed": 0, **options})
+    await session.start()
+    out: dict = {"append": [], "mid-file": [], "reused": {"append": [], "mid-file": []}}
+    out["encode_ms"] = {"append": [], "mid-file": []}  # the request's own prompt encoding
+    try:
+        await session.wait_ready()
+        prefill = options.get("prefill", True)
+        warm = "def warm_up(x):\n    return x\n"  # first-call costs are not a cold-open figure
+        session.open("file:///cold/warm_up.py", warm, "python")
+        await session.inline("file:///cold/warm_up.py", 1, 4)
+        await asyncio.sleep(pause_s)  # its didOpen warm-up was cancelled by the request or has run
+        done = (await _idle(session, 0))["totals"].get("prefills", 0)
+        for path in TYPED_FILES:
+            text = path.read_text()
+            end = len(text.rstrip())
+            line = lines_to_type(path, 1, 1)[0]
+            cases = {
+                "append": (text, text[:end] + "\n" + text[end:], text[: end + 1]),
+                "mid-file": (
+                    line.before + line.after,
+                    line.before + line.typed[:1] + line.after,
+                    line.before + line.typed[:1],
+                ),
+            }
+            for case, (opened, typed, upto) in cases.items():
+                uri = f"file:///cold/{case}/{path.name}"
+                session.open(uri, opened, language_of(path.name))
+                await asyncio.sleep(pause_s)  # the user looks before typing
+                done = (await _idle(session, done + (1 if prefill else 0)))["totals"]["prefills"]
+                t = time.perf_counter()
+                session.change(uri, typed)
+                row, column = (
+                    upto.count("\n"),
+                    len(upto.rsplit("\n", 1)[-1].encode("utf-16-le")) // 2,
+                )
+                await session.inline(uri, row, column, automatic=True)
+                out[case].append((time.perf_counter() - t) * 1000)
+                last = (await session.worker_status()).get("last") or {}
+                total = last.get("reused_tokens", 0) + last.get("encoded_tokens", 0)
+                out["reused"][case].append(f"{last.get('reused_tokens', 0)}/{total}")
+                out["encode_ms"][case].append(last.get("encode_ms", 0.0))
+                out.setdefault("forwards_and_denoise_ms", []).append(
+                    (last.get("forwards"), round(last.get("denoise_ms", 0)))
+                )
+                done = (await _idle(session, 0))["totals"].get("prefills", 0)
+    finally:
+        await session.stop()
+    return {
+        "append_ms_p50": _pct(out["append"], 0.5),
+        "mid_file_ms_p50": _pct(out["mid-file"], 0.5),
+        "ms": {k: out[k] for k in ("append", "mid-file")},
+        "reused_prompt_tokens": out["reused"],
+        "encode_ms": out["encode_ms"],
+        "forwards_and_denoise_ms": out["forwards_and_denoise_ms"],
+        "files": [f.name for f in TYPED_FILES],
+        "options": options,
+    }
+
+
+async def cold_open() -> dict:
+    """`first_ghost_after_open` with the prefill on (default) and off, one server each."""
+    before = os.getloadavg()[0]
+    return {
+        "prefill": await first_ghost_after_open({}),
+        "no prefill": await first_ghost_after_open({"prefill": False}),
+        "load": f"{before:.2f} → {os.getloadavg()[0]:.2f}",
+    }
+
+
+def cold_open_markdown(r: dict) -> str:
+    on, off = r["prefill"], r["no prefill"]
+    return (
+        f"- First ghost after didOpen (keystroke → answer p50 over {', '.join(on['files'])}, worker "
+        f"warm, 1 s after opening): appending below the last line **{on['append_ms_p50']:.0f} ms "
+        f"with prefill vs {off['append_ms_p50']:.0f} ms without** (prompt tokens reused "
+        f"{', '.join(on['reused_prompt_tokens']['append'])} vs "
+        f"{', '.join(off['reused_prompt_tokens']['append'])}); typing mid-file, where the didOpen "
+        f"prefill did not guess the cursor, {on['mid_file_ms_p50']:.0f} vs {off['mid_file_ms_p50']:.0f} ms "
+        f"(load average {r.get('load', 'n/a')}).\n"
+    )
+
+
+if __name__ == "__main__":  # the cold-open figures alone: python bench/typing_replay.py
+    import json
+
+    figures = asyncio.run(cold_open())
+    print(json.dumps(figures, indent=2))
+    print(cold_open_markdown(figures))

@@ -10,20 +10,28 @@ the document starts (session.supersede), and dropped by the worker while any req
 Where the cursor will be. The `fim` layout puts the suffix first (model/layouts.py `fim_prompt`), so a
 cached prompt only helps a request whose text after the cursor is the same, i.e. typing at or just
 after the prefilled cursor.
-- didChange: the end of the change, where the cursor is after typing or pasting. Computed by diffing
-  the text before and after (common prefix/suffix), which is exact whatever the client's position
-  encoding and for whole-document changes (which carry no range).
+- didChange: the end of the change, where the cursor is after typing or pasting: the last change's
+  range start plus its text (incremental sync, what the server asks for); for a whole-document change
+  (no range) a diff of the text before and after, which cannot tell where a key that repeats its
+  neighbour went and takes the later place.
 - didOpen: where this document's last change ended if it was edited earlier in this session (editors
   reopen a file at its last cursor), else the end of the last line of code: appending below the
   existing code is where new code goes in a file just opened (a new file, a test file, a script), and
   Enter or typing there keeps the suffix, so nearly the whole prompt is reused. A line the infill
   canvas refuses (a comment) is skipped for the one above it.
+
+When. A warm-up waits PREFILL_DELAY_S first: an editor that asks for ghost text on every keystroke
+sends its request right behind the didChange, and that request (which cancels the waiting warm-up,
+session.supersede) encodes the same prompt itself; sending both would only make it wait for an encode.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+
+from lsprotocol import types
 
 from . import canvas as C
 from . import pipelines
@@ -32,6 +40,9 @@ from .session import Session
 
 log = logging.getLogger("diffgem.prefill")
 
+# A request following its didChange within this long makes the warm-up moot (see "When" above); far
+# below the pause before a user reads or types on after a change.
+PREFILL_DELAY_S = 0.05
 # A warm-up still out after this long is given up (an older worker never answers the op).
 PREFILL_TIMEOUT_S = 30.0
 # didOpen: how many lines up from the end to look for one the infill canvas accepts.
@@ -81,21 +92,45 @@ def did_open(session: Session, uri: str) -> None:
     schedule(session, uri, text, candidates)
 
 
-def did_change(session: Session, uri: str) -> None:
+def did_change(
+    session: Session, uri: str, changes: Sequence[types.TextDocumentContentChangeEvent] = ()
+) -> None:
     doc = session.client.workspace.text_documents.get(uri)
     if doc is None:
         return
     text = doc.source
     old = session.prefill_texts.get(uri)
     session.prefill_texts[uri] = text
-    if old is None or old == text:
+    if old == text:
         return
-    offset = change_end(old, text)
+    offset = _range_end(session, text, changes[-1]) if changes else None
+    if offset is None:
+        if old is None:
+            return
+        offset = change_end(old, text)
     session.last_change.pop(uri, None)  # re-insert: most recent last
     session.last_change[uri] = offset
     while len(session.last_change) > REMEMBERED_DOCUMENTS:
         del session.last_change[next(iter(session.last_change))]
     schedule(session, uri, text, [offset])
+
+
+def _range_end(
+    session: Session, text: str, change: types.TextDocumentContentChangeEvent
+) -> int | None:
+    """Offset in the new `text` where an incremental change ends (None: a whole-document change).
+    The text before the range start is the same before and after the change, so the start resolves
+    in the new text."""
+    if not isinstance(change, types.TextDocumentContentChangePartial):
+        return None
+    start = change.range.start
+    try:
+        utf16 = C.to_utf16_position(
+            text, C.Position(start.line, start.character), session.position_encoding
+        )
+        return min(len(text), C.offset_at(text, utf16) + len(change.text))
+    except C.PositionError:
+        return None
 
 
 def did_close(session: Session, uri: str) -> None:
@@ -121,6 +156,7 @@ def schedule(session: Session, uri: str, text: str, offsets: list[int]) -> None:
 
 
 async def _run(session: Session, uri: str, text: str, offsets: list[int]) -> None:
+    await asyncio.sleep(PREFILL_DELAY_S)
     doc = session.client.workspace.text_documents.get(uri)
     if doc is None or doc.source != text or session.too_big_or_binary(doc) is not None:
         return

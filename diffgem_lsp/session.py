@@ -117,7 +117,11 @@ class Session:
 
     # -- requests in flight --------------------------------------------------------------------
     def supersede(self, uri: str, task: asyncio.Task) -> None:
-        """Cancel the previous request for this document (and its generation); track the new one."""
+        """Cancel the previous request for this document (and its generation) and any prompt-cache
+        warm-up not yet done (the request encodes the prompt itself: prefill.py); track the new one."""
+        warmup = self.prefills.pop(uri, None)
+        if warmup is not None:
+            warmup.cancel()
         previous = self.inflight.pop(uri, None)
         if previous is not None and not previous.done():
             previous.cancel()

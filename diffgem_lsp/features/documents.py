@@ -34,7 +34,7 @@ def did_change(session: Session, params: types.DidChangeTextDocumentParams) -> N
     uri = params.text_document.uri
     session.typing.setdefault(uri, AdaptiveDebounce()).observe(time.monotonic())
     _schedule_diagnostics(session, uri, delay=DIAGNOSTICS_DELAY_S)
-    prefill.did_change(session, uri)
+    prefill.did_change(session, uri, params.content_changes)
 
 
 def did_close(session: Session, params: types.DidCloseTextDocumentParams) -> None:

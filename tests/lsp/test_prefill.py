@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from lsprotocol import types
+
 from examples.editor_client import EditorSession
 
 from .conftest import TEST_OPTIONS
@@ -40,11 +42,34 @@ class Stack:
 TYPED = "        count = len(self.items)\n        "
 AT = SOURCE.index("        self.items.append(item)")
 CHANGED = SOURCE[:AT] + TYPED + SOURCE[AT + len("        ") :]
+# Then an incremental change (what editors send: the server asks for incremental sync) in pop().
+MORE = "value = "
+AT_MORE = CHANGED.index("        return self.items.pop()") + len("        ")
+CHANGED_MORE = CHANGED[:AT_MORE] + MORE + CHANGED[AT_MORE:]
 
 
 def cursor(text: str, offset: int) -> tuple[int, int]:
     before = text[:offset]
     return before.count("\n"), len(before.rsplit("\n", 1)[-1])
+
+
+def type_at(session: EditorSession, text: str, offset: int, typed: str) -> None:
+    """An incremental didChange inserting `typed` at `offset` of `text`."""
+    line, character = cursor(text, offset)
+    at = types.Position(line=line, character=character)
+    session.versions[URI] += 1
+    session.client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(
+                uri=URI, version=session.versions[URI]
+            ),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=at, end=at), text=typed
+                )
+            ],
+        )
+    )
 
 
 async def status(session: EditorSession) -> dict[str, Any]:
@@ -87,6 +112,11 @@ async def test_prefill_on_open_and_change_is_reused_by_the_next_completion():
         session.change(URI, CHANGED)
         await prefilled(session, 2)
         last = await complete(session, CHANGED, AT + len(TYPED))
+        assert last["reused_tokens"] > 0
+        assert last["encoded_tokens"] == 1, last
+        type_at(session, CHANGED, AT_MORE, MORE)
+        await prefilled(session, 3)
+        last = await complete(session, CHANGED_MORE, AT_MORE + len(MORE))
         assert last["reused_tokens"] > 0
         assert last["encoded_tokens"] == 1, last
     finally:

@@ -58,6 +58,54 @@ REWRITE_OUTCOMES = (
 OUTCOME_PREFIX = "diffgem: the model"
 
 
+@dataclass(frozen=True)
+class Rewrite:
+    """A "Rewrite selection" fixture and what the server must do with it, computed in-process by
+    tests/lsp/oracle.py against the real model with the editors' settings."""
+
+    text: str  # the whole file
+    start: tuple[int, int]  # (line, character), 0-based; the samples are ASCII
+    end: tuple[int, int]
+    after: str | None  # the whole file after the model's edit; None: the model offers no change
+    reason: str  # when after is None: the server's reason, shown as "diffgem: " + reason
+
+    def for_driver(self) -> dict:
+        return {"text": self.text, "start": list(self.start), "end": list(self.end)}
+
+
+@pytest.fixture(scope="session")
+def rewrites() -> tuple[Rewrite, Rewrite]:
+    """(a selection the shipped model really rewrites, a selection it keeps): both paths, every time."""
+    from diffgem_lsp.settings import resolve_settings
+    from tests.lsp import oracle
+
+    settings = resolve_settings(TEST_SETTINGS)[0]
+    changed, after = oracle.changing_rewrite(settings)
+    kept, reason = oracle.kept_rewrite(settings)
+    # The fixtures exercise their paths: one edit that changes the text, one outcome to explain.
+    assert after is not None and after != changed.text, (changed, after)
+    assert reason in REWRITE_OUTCOMES, reason
+    return (
+        Rewrite(changed.text, changed.start, changed.end, after, ""),
+        Rewrite(kept.text, kept.start, kept.end, None, reason),
+    )
+
+
+def apply_text_edits(text: str, edits: list[dict]) -> str:
+    """LSP TextEdits (non-overlapping, ASCII text: UTF-16 == str index) applied to `text`."""
+    for edit in sorted(
+        edits,
+        key=lambda e: (e["range"]["start"]["line"], e["range"]["start"]["character"]),
+        reverse=True,
+    ):
+        lines = text.split("\n")
+        start, end = edit["range"]["start"], edit["range"]["end"]
+        head = "\n".join(lines[: start["line"]] + [lines[start["line"]][: start["character"]]])
+        tail = "\n".join([lines[end["line"]][end["character"] :]] + lines[end["line"] + 1 :])
+        text = head + edit["newText"] + tail
+    return text
+
+
 # Candidate holes (⟨⟩ marks the cursor). Which ones a given embedded checkpoint fills is up to the model,
 # so the session picks the first one the real server fills (invoked and automatic alike) and every
 # editor test uses that one: the tests check what the editor does with a fill, not the model's taste.

@@ -1,6 +1,6 @@
 ;;; emacs_driver.el --- drive eglot + diffgem.el in `emacs --batch'; results as JSON  -*- lexical-binding: t; -*-
 ;; Environment: DIFFGEM_LSP (server), DIFFGEM_EMACS_OUT (JSON path), DIFFGEM_HOLE ("line,col", 0-based),
-;; DIFFGEM_REWRITE_FILE (text to rewrite), DIFFGEM_SELECTION ("l1,l2", 1-based lines),
+;; DIFFGEM_REWRITES (JSON list of {text, start, end}: each text is rewritten on that selection),
 ;; DIFFGEM_EMACS_CASE ("session" or "startup").  tests/editors/test_emacs.py asserts on the JSON.
 (require 'eglot)
 (require 'json)
@@ -34,6 +34,43 @@
   "Connect eglot the way `eglot-ensure' does, through `eglot-server-programs'."
   (apply #'eglot--connect (eglot--guess-contact)))
 
+(defun driver-rewrites ()
+  "DIFFGEM_REWRITES: a JSON list of {text, start: [line, col], end: [line, col]} (0-based, ASCII)."
+  (append (json-parse-string (getenv "DIFFGEM_REWRITES") :object-type 'plist) nil))
+
+(defun driver-point (line-col)
+  (goto-char (point-min))
+  (forward-line (aref line-col 0))
+  (forward-char (aref line-col 1))
+  (point))
+
+(defun driver-rewrite (sample)
+  "Put SAMPLE's text in the buffer, rewrite its selection; what happened, as an alist."
+  (erase-buffer)
+  (insert (plist-get sample :text))
+  (let* ((beg (driver-point (plist-get sample :start)))
+         (end (driver-point (plist-get sample :end)))
+         (tick (buffer-chars-modified-tick))
+         (before (buffer-string))
+         (actions (eglot-code-actions beg end "refactor.rewrite"))
+         (seen (length driver-messages)))
+    (diffgem-rewrite-region beg end)
+    ;; "diffgem: rewriting..." comes first; wait for the edit or the outcome.
+    (driver-wait (lambda () (or (/= tick (buffer-chars-modified-tick))
+                                (cl-some (lambda (m) (or (string-prefix-p "diffgem: the model" m)
+                                                         (string-prefix-p "diffgem: rewrite failed" m)))
+                                         (butlast driver-messages seen))))
+                 120)
+    (driver-wait (lambda () nil) 0.3)
+    (list (cons "before" before)
+          (cons "code_actions"
+                (vconcat (mapcar (lambda (a) (list (cons "title" (plist-get a :title))
+                                                   (cons "kind" (plist-get a :kind))
+                                                   (cons "has_command" (and (plist-get a :command) t))))
+                                 actions)))
+          (cons "after" (buffer-string))
+          (cons "messages" (vconcat (reverse (butlast driver-messages seen)))))))
+
 (defun driver-session ()
   (let* ((hole (mapcar #'string-to-number (split-string (getenv "DIFFGEM_HOLE") ",")))
          (server (driver-connect)))
@@ -57,29 +94,8 @@
       (completion-at-point)
       (driver-put "before_completion" before)
       (driver-put "after_completion" (buffer-string)))
-    ;; "Rewrite selection" on a region through diffgem-rewrite-region (eglot-code-actions).
-    (erase-buffer)
-    (insert-file-contents (getenv "DIFFGEM_REWRITE_FILE"))
-    (let* ((lines (mapcar #'string-to-number (split-string (getenv "DIFFGEM_SELECTION") ",")))
-           (beg (progn (goto-char (point-min)) (forward-line (1- (nth 0 lines))) (point)))
-           (end (progn (goto-char (point-min)) (forward-line (1- (nth 1 lines))) (line-end-position)))
-           (tick (buffer-chars-modified-tick))
-           (seen (length driver-messages)))
-      (driver-put "before_rewrite" (buffer-string))
-      (driver-put "code_actions"
-                  (vconcat (mapcar (lambda (a) (list (cons "title" (plist-get a :title))
-                                                     (cons "kind" (plist-get a :kind))
-                                                     (cons "has_command" (and (plist-get a :command) t))))
-                                   (eglot-code-actions beg end "refactor.rewrite"))))
-      (diffgem-rewrite-region beg end)
-      ;; "diffgem: rewriting..." comes first; wait for the edit or the outcome.
-      (driver-wait (lambda () (or (/= tick (buffer-chars-modified-tick))
-                                  (cl-some (lambda (m) (or (string-prefix-p "diffgem: the model" m)
-                                                           (string-prefix-p "diffgem: rewrite failed" m)))
-                                           (nthcdr 0 (butlast driver-messages seen)))))
-                   120)
-      (driver-wait (lambda () nil) 0.3)
-      (driver-put "after_rewrite" (buffer-string)))
+    ;; "Rewrite selection" on each sample's region through diffgem-rewrite-region (eglot-code-actions).
+    (driver-put "rewrites" (vconcat (mapcar #'driver-rewrite (driver-rewrites))))
     ;; eglot 1.9 waits only 1.5 s for the shutdown response; the server stops its worker first.
     (eglot-shutdown server nil 15)))
 

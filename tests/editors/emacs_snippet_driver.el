@@ -2,8 +2,8 @@
 ;; Environment: DIFFGEM_SNIPPET (the elisp block from editors/README.md, repo path filled in),
 ;; DIFFGEM_LSP (server), DIFFGEM_SETTINGS, DIFFGEM_EMACS_OUT (JSON path), DIFFGEM_EMACS_CASE:
 ;;   "missing": eglot snippet with a server path that does not exist; two files opened, a few commands run.
-;;   "lspmode": lsp-mode snippet; completion at DIFFGEM_HOLE, then diffgem-rewrite-region on
-;;              DIFFGEM_SELECTION of DIFFGEM_REWRITE_FILE.
+;;   "lspmode": lsp-mode snippet; completion at DIFFGEM_HOLE, then diffgem-rewrite-region on each
+;;              of DIFFGEM_REWRITES (JSON list of {text, start: [line, col], end: [line, col]}, 0-based).
 ;; Run with `emacs -Q --batch' (no site-lisp, no package activation), as the issue's user did.
 (require 'json)
 
@@ -67,21 +67,36 @@
     (let ((completion-styles '(basic partial-completion emacs22)))
       (completion-at-point))
     (driver-put "after_completion" (buffer-string)))
+  (driver-put "rewrites" (vconcat (mapcar #'driver-rewrite
+                                          (append (json-parse-string (getenv "DIFFGEM_REWRITES")
+                                                                     :object-type 'plist)
+                                                  nil)))))
+
+(defun driver-point (line-col)
+  (goto-char (point-min))
+  (forward-line (aref line-col 0))
+  (forward-char (aref line-col 1))
+  (point))
+
+(defun driver-rewrite (sample)
+  "Put SAMPLE's text (plist :text :start :end) in the buffer and rewrite its selection."
   (erase-buffer)
-  (insert-file-contents (getenv "DIFFGEM_REWRITE_FILE"))
-  (let* ((lines (mapcar #'string-to-number (split-string (getenv "DIFFGEM_SELECTION") ",")))
-         (beg (progn (goto-char (point-min)) (forward-line (1- (nth 0 lines))) (point)))
-         (end (progn (goto-char (point-min)) (forward-line (1- (nth 1 lines))) (line-end-position)))
-         (tick (buffer-chars-modified-tick)))
-    (driver-put "before_rewrite" (buffer-string))
-    (setq driver-messages nil)
+  (insert (plist-get sample :text))
+  (let* ((beg (driver-point (plist-get sample :start)))
+         (end (driver-point (plist-get sample :end)))
+         (tick (buffer-chars-modified-tick))
+         (before (buffer-string))
+         (seen (length driver-messages)))
     (diffgem-rewrite-region beg end)
     (driver-wait (lambda () (or (/= tick (buffer-chars-modified-tick))
-                                (cl-some (lambda (m) (string-prefix-p "diffgem: the model" m)) driver-messages)
-                                (cl-some (lambda (m) (string-prefix-p "diffgem: rewrite failed" m)) driver-messages)))
+                                (cl-some (lambda (m) (or (string-prefix-p "diffgem: the model" m)
+                                                         (string-prefix-p "diffgem: rewrite failed" m)))
+                                         (butlast driver-messages seen))))
                  120)
     (driver-wait (lambda () nil) 0.3)
-    (driver-put "after_rewrite" (buffer-string))))
+    (list (cons "before" before)
+          (cons "after" (buffer-string))
+          (cons "messages" (vconcat (reverse (butlast driver-messages seen)))))))
 
 (condition-case err
     (if (equal (getenv "DIFFGEM_EMACS_CASE") "missing") (driver-missing) (driver-lspmode))

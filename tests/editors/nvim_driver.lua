@@ -3,7 +3,8 @@
 --   DIFFGEM_NVIM_CASE: "session" (completion, inline completion, ghost text, rewrite) or "startup"
 --   (only record notifications: for a bad server path / a server that exits at start).
 --   DIFFGEM_HOLE: "line,col" (0-based line, byte column) of the hole in the opened file.
---   DIFFGEM_SELECTION: "l1,l2" (1-based lines) to rewrite.
+--   DIFFGEM_REWRITES: JSON list of {text, start = {line, col}, end = {line, col}} (0-based): each text
+--   replaces the buffer and "Rewrite selection" runs on that selection.
 local out = { notifications = {}, steps = {} }
 local function note(step)
   out.steps[#out.steps + 1] = step
@@ -146,43 +147,48 @@ local function run()
   out.cursor_after_ghost = vim.api.nvim_win_get_cursor(0)
   out.ghost_ms = ms()
 
-  -- Replace the text with the rewrite sample, then "Rewrite selection" through the project's command.
-  local sample = vim.fn.readfile(vim.env.DIFFGEM_REWRITE_FILE)
-  vim.api.nvim_buf_set_lines(buf, 0, -1, false, sample)
-  local before_rewrite = lines(buf)
-  out.before_rewrite = before_rewrite
-  local l1, l2 = vim.env.DIFFGEM_SELECTION:match('(%d+),(%d+)')
-  l1, l2 = tonumber(l1), tonumber(l2)
-  local last = vim.api.nvim_buf_get_lines(buf, l2 - 1, l2, false)[1]
-  local range_params = vim.lsp.util.make_given_range_params({ l1, 0 }, { l2, #last }, buf, client.offset_encoding)
-  range_params.context = { diagnostics = {}, only = { 'refactor.rewrite' } }
-  resp = vim.lsp.buf_request_sync(buf, 'textDocument/codeAction', range_params, 10000)
-  r = resp and resp[client.id]
-  out.code_actions = r and r.result or nil
-  -- What the server answers for that action (tells "the model kept the text" from "not applied").
-  if out.code_actions and out.code_actions[1] then
-    resp = vim.lsp.buf_request_sync(buf, 'codeAction/resolve', out.code_actions[1], 90000)
+  -- Each rewrite sample in turn: replace the text, then "Rewrite selection" through the plugin's
+  -- rewrite() (what :DiffgemRewrite and the visual mapping call) on the exact selection.
+  vim.o.selection = 'exclusive' -- make_given_range_params then sends the end as given (LSP: exclusive)
+  out.rewrites = {}
+  for _, sample in ipairs(vim.json.decode(vim.env.DIFFGEM_REWRITES)) do
+    local rec = {}
+    out.rewrites[#out.rewrites + 1] = rec
+    vim.api.nvim_buf_set_lines(buf, 0, -1, false, vim.split(sample.text:gsub('\n$', ''), '\n'))
+    rec.before = lines(buf)
+    -- 1-based rows, 0-based byte columns (the samples are ASCII: bytes == UTF-16 code units).
+    local range = { start = { sample.start[1] + 1, sample.start[2] }, ['end'] = { sample['end'][1] + 1, sample['end'][2] } }
+    local range_params = vim.lsp.util.make_given_range_params(range.start, range['end'], buf, client.offset_encoding)
+    rec.range = range_params.range
+    range_params.context = { diagnostics = {}, only = { 'refactor.rewrite' } }
+    resp = vim.lsp.buf_request_sync(buf, 'textDocument/codeAction', range_params, 10000)
     r = resp and resp[client.id]
-    out.resolved = r and r.result or nil
-  end
-  local tick = vim.b[buf].changedtick
-  vim.cmd(('%d,%dDiffgemRewrite'):format(l1, l2))
-  -- :DiffgemRewrite resolves the action and applies its edit, or says why there is none.
-  local seen = #out.notifications
-  vim.wait(90000, function()
-    if vim.b[buf].changedtick ~= tick then
-      return true
+    rec.code_actions = r and r.result or nil
+    -- What the server answers for that action (tells "the model kept the text" from "not applied").
+    if rec.code_actions and rec.code_actions[1] then
+      resp = vim.lsp.buf_request_sync(buf, 'codeAction/resolve', rec.code_actions[1], 90000)
+      r = resp and resp[client.id]
+      rec.resolved = r and r.result or nil
     end
-    for i = seen + 1, #out.notifications do
-      local msg = out.notifications[i].msg
-      if msg ~= 'diffgem: rewriting…' then
+    local tick = vim.b[buf].changedtick
+    local seen = #out.notifications
+    require('diffgem').rewrite(range)
+    -- rewrite() resolves the action and applies its edit, or says why there is none.
+    vim.wait(90000, function()
+      if vim.b[buf].changedtick ~= tick then
         return true
       end
-    end
-    return false
-  end, 20)
-  vim.wait(200)
-  out.after_rewrite = lines(buf)
+      for i = seen + 1, #out.notifications do
+        if out.notifications[i].msg ~= 'diffgem: rewriting…' then
+          return true
+        end
+      end
+      return false
+    end, 20)
+    vim.wait(200)
+    rec.after = lines(buf)
+    rec.notifications = vim.list_slice(out.notifications, seen + 1)
+  end
   out.rewrite_ms = ms()
 end
 

@@ -19,9 +19,9 @@ from .conftest import (
     EDITORS,
     OUTCOME_PREFIX,
     REPO,
-    REWRITE_OUTCOMES,
     TEST_SETTINGS,
     FilledHole,
+    Rewrite,
     clean_env,
     server_path,
 )
@@ -33,10 +33,6 @@ HOLE_SOURCE = (
     'def greet(name):\n    message = "Hello, "\n    return message\n\n\nprint(greet("world"))\n'
 )
 HOLE = (1, len('    message = "Hello, '))
-REWRITE_SOURCE = (
-    "def average(values):\n    total = 0\n    count = 0\n    for i in range(0, len(values)):\n"
-    "        total = total + values[i]\n        count = count + 1\n    return total / count\n"
-)
 
 
 def emacs_with_eglot() -> str:
@@ -69,14 +65,13 @@ def run_emacs(
     quick: bool = False,
     snippet: str = "",
     extra_files: tuple[str, ...] = (),
+    rewrites: tuple[Rewrite, ...] = (),
 ) -> dict:
     work = tmp_path / "project"
     work.mkdir(exist_ok=True)
     (work / ".git").mkdir(exist_ok=True)  # a project root for lsp-mode
     target = work / "sample.py"
     target.write_text(hole.text if hole else HOLE_SOURCE)
-    rewrite = tmp_path / "average.py"
-    rewrite.write_text(REWRITE_SOURCE)
     out = tmp_path / f"{case}.json"
     env = clean_env(tmp_path)
     env.update(
@@ -85,8 +80,7 @@ def run_emacs(
         DIFFGEM_EMACS_OUT=str(out),
         DIFFGEM_EMACS_CASE=case,
         DIFFGEM_HOLE=f"{hole.line},{hole.character}" if hole else f"{HOLE[0]},{HOLE[1]}",
-        DIFFGEM_REWRITE_FILE=str(rewrite),
-        DIFFGEM_SELECTION="2,6",
+        DIFFGEM_REWRITES=json.dumps([r.for_driver() for r in rewrites]),
         DIFFGEM_SNIPPET=snippet,
     )
     files = [str(target)]
@@ -120,9 +114,11 @@ def run_emacs(
     return result
 
 
-def test_emacs_eglot_completion_and_rewrite(tmp_path: Path, filled_hole: FilledHole):
+def test_emacs_eglot_completion_and_rewrite(
+    tmp_path: Path, filled_hole: FilledHole, rewrites: tuple[Rewrite, Rewrite]
+):
     hole = filled_hole
-    result = run_emacs(tmp_path, "session", str(server_path()), hole)
+    result = run_emacs(tmp_path, "session", str(server_path()), hole, rewrites=rewrites)
     assert not result.get("error"), result["error"] + "\n" + result["stderr"][-3000:]
     assert result["major_mode"] == "python-mode"
     assert result["server_command"][0].endswith("diffgem-lsp")
@@ -137,16 +133,17 @@ def test_emacs_eglot_completion_and_rewrite(tmp_path: Path, filled_hole: FilledH
     assert before == hole.text and after != before
     assert_filled_at_hole(after, hole)
 
-    # Code action listed with a command (eglot 1.9 has no resolve); running it applied an edit or
-    # showed the server's reason for not changing anything.
-    [action] = result["code_actions"]
-    assert action == {"title": "Rewrite selection", "kind": "refactor.rewrite", "has_command": True}
-    assert result["before_rewrite"] == REWRITE_SOURCE
-    if result["after_rewrite"] == REWRITE_SOURCE:  # the same words as the other editors
-        assert_one_outcome(result["messages"])
-    else:
-        assert result["after_rewrite"].startswith("def average(values):\n")
-        assert result["after_rewrite"].endswith("    return total / count\n")
+    # "Rewrite selection" twice: a selection the model changes, then one it keeps. The action is
+    # listed with a command (eglot 1.9 has no resolve); running it applies the server's edit
+    # (workspace/applyEdit) or shows the server's reason.
+    for rewrite in result["rewrites"]:
+        [action] = rewrite["code_actions"]
+        assert action == {
+            "title": "Rewrite selection",
+            "kind": "refactor.rewrite",
+            "has_command": True,
+        }
+    assert_both_rewrite_paths(result["rewrites"], rewrites)
 
 
 def test_emacs_wrong_server_path_gives_one_clear_error(tmp_path: Path):
@@ -187,11 +184,17 @@ def test_emacs_lsp_mode_registration_completes(tmp_path: Path, filled_hole: Fill
     assert_filled_at_hole(after, filled_hole)
 
 
-def assert_one_outcome(messages: list[str]) -> None:
-    """Exactly one "diffgem: <outcome>" message, with one of the server's outcome sentences."""
-    outcomes = [m for m in messages if m.startswith(OUTCOME_PREFIX)]
-    assert len(outcomes) == 1, messages
-    assert outcomes[0].removeprefix("diffgem: ") in REWRITE_OUTCOMES, outcomes
+def assert_both_rewrite_paths(results: list[dict], rewrites: tuple[Rewrite, Rewrite]) -> None:
+    """The changed selection: the buffer is exactly the oracle's rewrite, with no outcome message.
+    The kept one: the buffer is untouched and the one outcome message is the server's reason."""
+    changed, kept = rewrites
+    applied, explained = results
+    assert [applied["before"], explained["before"]] == [changed.text, kept.text]
+    assert applied["after"] == changed.after != changed.text  # the edit, applied exactly
+    assert not [m for m in applied["messages"] if m.startswith(OUTCOME_PREFIX)], applied
+    assert explained["after"] == kept.text
+    outcomes = [m for m in explained["messages"] if m.startswith(OUTCOME_PREFIX)]
+    assert outcomes == [f"diffgem: {kept.reason}"], explained["messages"]
 
 
 def readme_snippet(marker: str) -> str:
@@ -227,11 +230,12 @@ def test_emacs_q_readme_snippet_with_a_missing_server_says_so_once(tmp_path: Pat
 
 
 def test_emacs_lsp_mode_readme_snippet_no_prompt_no_warnings_and_rewrite_outcome(
-    tmp_path: Path, filled_hole: FilledHole
+    tmp_path: Path, filled_hole: FilledHole, rewrites: tuple[Rewrite, Rewrite]
 ):
     """lsp-mode 8.0 from the README snippet: starts without the "Import project root" prompt (stdin is
     closed, so a prompt would fail) and without a *Warnings* buffer; completes at the hole; "Rewrite
-    selection" applies the edit or says which outcome it was, as the other editors do."""
+    selection" applies the model's edit on a selection it changes and says the server's reason on one
+    it keeps, as the other editors do."""
     emacs = emacs_with_eglot()
     probe = subprocess.run(
         [emacs, "--batch", "--eval", "(require 'lsp-mode)"], capture_output=True, timeout=60
@@ -246,13 +250,10 @@ def test_emacs_lsp_mode_readme_snippet_no_prompt_no_warnings_and_rewrite_outcome
         driver=DRIVER.with_name("emacs_snippet_driver.el"),
         quick=True,
         snippet=readme_snippet("diffgem-lsp-deferred"),
+        rewrites=rewrites,
     )
     assert result["errors"] == [], result["errors"]
     assert result["warnings"] == "", result["warnings"]
     assert result["servers"] == ["diffgem"] and result["status"] == "ready"
     assert_filled_at_hole(result["after_completion"], filled_hole)
-    assert result["before_rewrite"] == REWRITE_SOURCE
-    if result["after_rewrite"] == REWRITE_SOURCE:
-        assert_one_outcome(result["messages"])
-    else:
-        assert result["after_rewrite"].startswith("def average(values):\n")
+    assert_both_rewrite_paths(result["rewrites"], rewrites)

@@ -2,8 +2,9 @@
 
 The session goes through the project's own config (editors/nvim/minimal_init.lua -> lsp/diffgem.lua +
 lua/diffgem): completion and inline completion at a hole, ghost text accepted into the buffer, and
-"Rewrite selection" resolved and applied by Neovim's code-action client. Exact model text is not asserted
-(that is the checkpoint's business), only the structure of what the editor did with it.
+"Rewrite selection" on a selection the model changes (the edit applied is exactly the one
+tests/lsp/oracle.py computes in-process) and on one it keeps (the server's reason shown). Fill text is
+not asserted (that is the checkpoint's business), only the structure of what the editor did with it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from .conftest import (
     TEST_SETTINGS,
     VENV_BIN,
     FilledHole,
+    Rewrite,
+    apply_text_edits,
     clean_env,
     server_path,
 )
@@ -38,10 +41,6 @@ INIT = EDITORS / "nvim" / "minimal_init.lua"
 # A hole inside a string: almost any fill parses there, so even a weak model's text survives post-processing.
 HOLE_SOURCE = (
     'def greet(name):\n    message = "Hello, "\n    return message\n\n\nprint(greet("world"))\n'
-)
-REWRITE_SOURCE = (
-    "def average(values):\n    total = 0\n    count = 0\n    for i in range(0, len(values)):\n"
-    "        total = total + values[i]\n        count = count + 1\n    return total / count\n"
 )
 
 
@@ -91,26 +90,17 @@ def run_nvim(
     return result
 
 
-def apply_text_edit(text: str, edit: dict) -> str:
-    lines = text.split("\n")
-    start, end = edit["range"]["start"], edit["range"]["end"]
-    head = "\n".join(lines[: start["line"]] + [lines[start["line"]][: start["character"]]])
-    tail = "\n".join([lines[end["line"]][end["character"] :]] + lines[end["line"] + 1 :])
-    return head + edit["newText"] + tail
-
-
-def test_neovim_session_completion_ghost_text_and_rewrite(tmp_path: Path, filled_hole: FilledHole):
+def test_neovim_session_completion_ghost_text_and_rewrite(
+    tmp_path: Path, filled_hole: FilledHole, rewrites: tuple[Rewrite, Rewrite]
+):
     hole = filled_hole
-    rewrite_file = tmp_path / "average.py"
-    rewrite_file.write_text(REWRITE_SOURCE)
     result = run_nvim(
         tmp_path,
         hole.text,
         "session",
         str(server_path()),
         DIFFGEM_HOLE=f"{hole.line},{hole.character}",
-        DIFFGEM_SELECTION="2,6",
-        DIFFGEM_REWRITE_FILE=str(rewrite_file),
+        DIFFGEM_REWRITES=json.dumps([r.for_driver() for r in rewrites]),
     )
     assert result["filetype"] == "python"
     assert result["server_cmd"][0].endswith("diffgem-lsp")
@@ -125,7 +115,7 @@ def test_neovim_session_completion_ghost_text_and_rewrite(tmp_path: Path, filled
     edit = item["textEdit"]
     assert edit["range"]["start"] == {"line": hole.line, "character": hole.character}
     assert edit["newText"].strip()
-    filled = apply_text_edit(hole.text, edit)
+    filled = apply_text_edits(hole.text, [edit])
     assert filled.split("\n")[hole.line].startswith(
         hole.line_prefix + edit["newText"].split("\n")[0]
     )
@@ -145,29 +135,35 @@ def test_neovim_session_completion_ghost_text_and_rewrite(tmp_path: Path, filled
     assert after[: hole.line] == before[: hole.line]  # the lines above are untouched
     assert result["after_ghost"].endswith(hole.text.split("\n", hole.line + 1)[-1])  # and below
 
-    # Code action listing on a selection, then Neovim's own code-action client resolves and applies it.
-    [action] = result["code_actions"]
-    assert action["title"] == "Rewrite selection" and action["kind"] == "refactor.rewrite"
-    assert "edit" not in action  # listing is instant; the edit comes from codeAction/resolve
-    assert result["before_rewrite"] == REWRITE_SOURCE
-    resolved = result["resolved"]
-    if resolved.get("edit"):
-        [change] = resolved["edit"]["documentChanges"]
-        expected = REWRITE_SOURCE
-        for text_edit in sorted(
-            change["edits"],
-            key=lambda e: (e["range"]["start"]["line"], e["range"]["start"]["character"]),
-            reverse=True,
-        ):
-            expected = apply_text_edit(expected, text_edit)
-        assert result["after_rewrite"] != REWRITE_SOURCE, "resolved edit was not applied"
-        assert result["after_rewrite"] == expected  # exactly the server's edit, applied by Neovim
-        assert result["after_rewrite"].startswith("def average(values):\n")
-        assert result["after_rewrite"].endswith("    return total / count\n")
-    else:  # the model kept the selection: the user is told why and the buffer is left alone
-        reason = resolved["disabled"]["reason"]
-        assert result["after_rewrite"] == REWRITE_SOURCE
-        assert f"diffgem: {reason}" in [n["msg"] for n in result["notifications"]]
+    # "Rewrite selection" twice, through the plugin's rewrite() (Neovim's code-action client applies the
+    # edit): a selection the model changes, then one it keeps. Both paths run every time.
+    changed, kept = rewrites
+    assert [r["before"] for r in result["rewrites"]] == [changed.text, kept.text]
+    for sample, rewrite in zip(rewrites, result["rewrites"], strict=True):
+        assert rewrite["range"] == {
+            "start": {"line": sample.start[0], "character": sample.start[1]},
+            "end": {"line": sample.end[0], "character": sample.end[1]},
+        }
+        [action] = rewrite["code_actions"]
+        assert action["title"] == "Rewrite selection" and action["kind"] == "refactor.rewrite"
+        assert "edit" not in action  # listing is instant; the edit comes from codeAction/resolve
+
+    # The apply path: the server's edit is the oracle's rewrite, and Neovim applied exactly that edit.
+    applied = result["rewrites"][0]
+    [change] = applied["resolved"]["edit"]["documentChanges"]
+    assert apply_text_edits(changed.text, change["edits"]) == changed.after
+    assert applied["after"] == changed.after != changed.text
+    assert not any(n["msg"].startswith(OUTCOME_PREFIX) for n in applied["notifications"] or [])
+
+    # The explain path: no edit, the buffer untouched, the user told the server's reason exactly.
+    explained = result["rewrites"][1]
+    assert "edit" not in explained["resolved"]
+    assert explained["resolved"]["disabled"]["reason"] == kept.reason
+    assert explained["after"] == kept.text
+    shown = [
+        n["msg"] for n in explained["notifications"] or [] if n["msg"] != "diffgem: rewriting…"
+    ]
+    assert shown == [f"diffgem: {kept.reason}"], shown
     errors = [n["msg"] for n in result["notifications"] if n["level"] >= 4]
     assert not errors, errors
 
@@ -416,9 +412,20 @@ def test_neovim_in_a_terminal_status_ghost_colour_and_plain_preview(
     tmux.keys("Escape", ":qa!", "Enter")
 
 
-def test_neovim_gra_rewrite_selection_explains_or_applies(tmp_path: Path, terminal):
-    """`gra` (Neovim 0.11's code-action menu) → "Rewrite selection": the edit lands or the reason shows."""
+def test_neovim_gra_rewrite_selection_explains_the_kept_selection(tmp_path: Path, terminal):
+    """`gra` (Neovim 0.11's code-action menu) → "Rewrite selection" on the example's «…» lines, which the
+    shipped model keeps (asserted first, in-process): the buffer stays and the reason shows."""
+    from diffgem_lsp.settings import resolve_settings
+    from tests.lsp import oracle
+
     source = REPO / "examples" / "rewrite" / "average.py"
+    plain = source.read_text().replace("«", "").replace("»", "")
+    text = plain.split("\n")
+    # nvim.sh selects the «…» lines whole (V): lines 2-6, as an LSP range (1, 0)-(5, end of line).
+    selection = oracle.Selection(plain, (1, 0), (5, len(text[5])))
+    after, reason = oracle.rewrite_outcome(selection, resolve_settings(TEST_SETTINGS)[0])
+    assert after is None and reason in REWRITE_OUTCOMES, after  # the fixture is the explain path
+
     tmux = terminal(str(source))  # nvim.sh opens a copy with the «…» lines selected
     tmux.wait(lambda s: "diffgem: ready" in statusline(s), 180, '"diffgem: ready"')
     before = tmux.screen()
@@ -430,25 +437,14 @@ def test_neovim_gra_rewrite_selection_explains_or_applies(tmp_path: Path, termin
     capture = Capture("capture-rewrite.txt", "`make nvim FILE=examples/rewrite/average.py`")
     capture.add("Started with the «…» lines selected; `gra` opens Neovim's code-action menu.", menu)
     tmux.keys("1", "Enter")
-    text = REWRITE_SOURCE.split("\n")
     screen = tmux.wait(
-        lambda s: (
-            any(OUTCOME_PREFIX in line for line in s)
-            or (
-                not any("Code actions" in line or "Rewrite selection" in line for line in s)
-                and buffer_lines(s, len(text) - 1) != text[:-1]
-            )
-        ),
-        120,
-        "the rewrite applied or explained",
+        lambda s: any(OUTCOME_PREFIX in line for line in s), 120, "the outcome in the message line"
     )
-    shown = buffer_lines(screen, len(text) - 1)
-    capture.add("`1` <Enter>: the edit applied, or the outcome said in the message line.", screen)
+    capture.add(
+        "`1` <Enter>: the model kept the text; the outcome said in the message line.", screen
+    )
     capture.save()
-    messages = [line for line in screen if OUTCOME_PREFIX in line]
-    if messages:  # the model kept or dropped it: the buffer is unchanged and the user is told which
-        assert any(outcome in "".join(messages) for outcome in REWRITE_OUTCOMES), messages
-        assert shown == text[:-1], "\n".join(screen)
-    else:  # the edit was applied in place of the selection
-        assert shown[0] == "def average(values):", "\n".join(screen)
+    messages = [line.strip() for line in screen if OUTCOME_PREFIX in line]
+    assert messages == [f"diffgem: {reason}"], "\n".join(screen)
+    assert buffer_lines(screen, len(text) - 1) == text[:-1], "\n".join(screen)
     tmux.keys("Escape", ":qa!", "Enter")

@@ -80,15 +80,22 @@ def expected_fill(hole: Hole, settings: Settings = SETTINGS) -> C.InfillResult |
     return C.postprocess_infill(canvas, result.text)
 
 
-def expected_rewrite(selection: Selection, settings: Settings = SETTINGS) -> str | None:
-    """The whole document after the rewrite, or None when the model offers no change."""
+def rewrite_outcome(selection: Selection, settings: Settings = SETTINGS) -> tuple[str | None, str]:
+    """(the whole document after the rewrite, or None when the model offers no change; and then the
+    server's reason, the one it puts in the disabled action: pipelines.no_rewrite_reason)."""
     canvas = C.build_edit_canvas(
         selection.text, "python", C.Position(*selection.start), C.Position(*selection.end)
     )
-    new_text = pipelines.rewritten_text(
-        canvas, _generate(pipelines.rewrite_params(canvas, settings))
-    )
-    return None if new_text is None else canvas.prefix + new_text + canvas.suffix
+    result = _generate(pipelines.rewrite_params(canvas, settings))
+    new_text = pipelines.rewritten_text(canvas, result)
+    if new_text is None:
+        return None, pipelines.no_rewrite_reason(canvas, result)
+    return canvas.prefix + new_text + canvas.suffix, ""
+
+
+def expected_rewrite(selection: Selection, settings: Settings = SETTINGS) -> str | None:
+    """The whole document after the rewrite, or None when the model offers no change."""
+    return rewrite_outcome(selection, settings)[0]
 
 
 def _first_filled(candidates: list[str]) -> tuple[Hole, C.InfillResult]:
@@ -113,9 +120,20 @@ def filled_non_ascii_hole() -> tuple[Hole, C.InfillResult]:
 
 
 @functools.cache
-def changing_rewrite() -> tuple[Selection, str]:
+def changing_rewrite(settings: Settings = SETTINGS) -> tuple[Selection, str]:
     for selection in REWRITE_CANDIDATES:
-        after = expected_rewrite(selection)
+        after = expected_rewrite(selection, settings)
         if after is not None:
             return selection, after
     raise AssertionError("the shipped model rewrites none of the candidate selections")
+
+
+@functools.cache
+def kept_rewrite(settings: Settings = SETTINGS) -> tuple[Selection, str]:
+    """The first candidate selection the model offers no change for, with the server's reason: the
+    fixture of the "explain" path (the editor shows "diffgem: " + reason and leaves the text alone)."""
+    for selection in reversed(REWRITE_CANDIDATES):
+        after, reason = rewrite_outcome(selection, settings)
+        if after is None:
+            return selection, reason
+    raise AssertionError("the shipped model rewrites every candidate selection: none is kept")

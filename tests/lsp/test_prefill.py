@@ -8,8 +8,11 @@ for the warm-up from its prefill count, so nothing here is timed.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from typing import Any
 
+import pytest
 from lsprotocol import types
 
 from examples.editor_client import EditorSession
@@ -133,5 +136,35 @@ async def test_without_prefill_the_first_completion_reuses_nothing():
         last = await complete(session, CHANGED, AT + len(TYPED))
         assert last["reused_tokens"] == 0, last
         assert (await status(session))["totals"]["prefills"] == 0
+    finally:
+        await session.stop()
+
+
+@pytest.fixture
+def daemon_pids(tmp_path, monkeypatch):
+    """A private runtime directory for the shared daemon, which is killed afterwards (it outlives its
+    windows by design)."""
+    monkeypatch.setenv("DIFFGEM_RUNTIME_DIR", str(tmp_path / "rt"))
+    monkeypatch.setenv("DIFFGEM_DAEMON_IDLE_S", "60")
+    pids: set[int] = set()
+    yield pids
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+async def test_prefill_through_the_shared_daemon_is_reused(daemon_pids):
+    session = EditorSession(options={**TEST_OPTIONS, "backend": "daemon"})
+    await session.start()
+    try:
+        await session.wait_ready()
+        daemon_pids.add((await status(session))["pid"])
+        session.open(URI, SOURCE, "python")
+        await prefilled(session, 1)
+        last = await complete(session, SOURCE, len(SOURCE.rstrip()))
+        assert last["reused_tokens"] > 0
+        assert last["encoded_tokens"] == 1, last
     finally:
         await session.stop()

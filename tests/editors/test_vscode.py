@@ -3,7 +3,9 @@
 The end-to-end case installs the .vsix into code-server 4.99.4 (VS Code 1.99.3, installed from npm by
 scripts/install-code-server.sh and cached), opens the workspace in Debian's Chromium through
 playwright-core, types at a hole until ghost text appears, accepts it with Tab and checks the line;
-then runs "Rewrite selection" from the command palette and checks VS Code's refactor menu lists it.
+then runs "Rewrite selection" from VS Code's refactor menu and the palette on a selection the shipped
+model changes (exactly the edit tests/lsp/oracle.py computes, applied) and on one it keeps (the server's
+reason shown).
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from .conftest import (
     EDITORS,
     OUTCOME_PREFIX,
     REPO,
-    REWRITE_OUTCOMES,
     TEST_SETTINGS,
     FilledHole,
+    Rewrite,
     clean_env,
     server_path,
 )
@@ -37,10 +39,6 @@ pytestmark = pytest.mark.editor
 EXTENSION = EDITORS / "vscode"
 DRIVER = Path(__file__).with_name("vscode_e2e.mjs")
 SCREENSHOT = EXTENSION / "media" / "ghost-text.png"
-REWRITE_SOURCE = (
-    "def average(values):\n    total = 0\n    count = 0\n    for i in range(0, len(values)):\n"
-    "        total = total + values[i]\n        count = count + 1\n    return total / count\n"
-)
 
 
 def npm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -147,8 +145,31 @@ def code_server() -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
+def whole_lines(rewrite: Rewrite) -> tuple[int, int]:
+    """The 1-based lines VS Code selects for `rewrite` (from the first line's start to the last line's
+    end), after checking the server builds the same canvas from them as from the exact selection."""
+    from diffgem_lsp import canvas as C
+
+    last = rewrite.text.split("\n")[rewrite.end[0]]
+    exact = C.build_edit_canvas(
+        rewrite.text, "python", C.Position(*rewrite.start), C.Position(*rewrite.end)
+    )
+    lines = C.build_edit_canvas(
+        rewrite.text,
+        "python",
+        C.Position(rewrite.start[0], 0),
+        C.Position(rewrite.end[0], len(last)),
+    )
+    assert lines == exact, (rewrite, lines, exact)
+    return rewrite.start[0] + 1, rewrite.end[0] + 1
+
+
 def test_vscode_ghost_text_and_rewrite_selection(
-    code_server: Path, vsix: Path, tmp_path: Path, filled_hole: FilledHole
+    code_server: Path,
+    vsix: Path,
+    tmp_path: Path,
+    filled_hole: FilledHole,
+    rewrites: tuple[Rewrite, Rewrite],
 ):
     hole = filled_hole
     binary = code_server / "node_modules" / ".bin" / "code-server"
@@ -166,7 +187,12 @@ def test_vscode_ghost_text_and_rewrite_selection(
         DIFFGEM_TYPE=typed_char,
         DIFFGEM_LINE=str(hole.line),
     )
-    (workspace / "average.py").write_text(REWRITE_SOURCE)
+    changed, kept = rewrites
+    (workspace / "changed.py").write_text(changed.text)
+    (workspace / "kept.py").write_text(kept.text)
+    env["DIFFGEM_REWRITES"] = json.dumps(
+        {"changed": ["changed.py", *whole_lines(changed)], "kept": ["kept.py", *whole_lines(kept)]}
+    )
     (workspace / ".vscode").mkdir()
     (workspace / ".vscode" / "settings.json").write_text("{}")
     settings = {
@@ -266,19 +292,21 @@ def test_vscode_ghost_text_and_rewrite_selection(
     assert re.search(r"\[info\] \[diffgem\.\S+\] worker started", log), log[-3000:]
     assert not re.search(r"\[error\].* INFO ", log), log[-3000:]
 
-    # "Rewrite selection" from VS Code's refactor menu and from the palette: the server's edit applied,
-    # or the outcome shown with the same words as in the other editors, after a "rewriting…" progress.
+    # "Rewrite selection" from VS Code's refactor menu and from the palette on the selection the model
+    # changes: exactly the oracle's rewrite applied, after a "rewriting…" progress, with no outcome toast.
     assert result["refactor_menu"] is True, result.get("menu_error")
     for path in ("menu_rewrite", "palette_rewrite"):
         outcome = result[path]
         assert outcome["rewriting"], outcome
-        if outcome["after"] == result["before_rewrite"]:
-            shown = [t for t in outcome["toasts"] if t.startswith(OUTCOME_PREFIX)]
-            assert len(shown) == 1 and shown[0].removeprefix("diffgem: ") in REWRITE_OUTCOMES, (
-                outcome
-            )
-        else:
-            assert outcome["after"][0] == "def average(values):", outcome
+        assert "\n".join(outcome["before"]) == changed.text, outcome
+        assert "\n".join(outcome["after"]) == changed.after != changed.text, outcome
+        assert not [t for t in outcome["toasts"] if t.startswith(OUTCOME_PREFIX)], outcome
+    # From the palette on the selection the model keeps: the text stays, the server's reason is shown.
+    outcome = result["palette_kept"]
+    assert outcome["rewriting"], outcome
+    assert "\n".join(outcome["before"]) == "\n".join(outcome["after"]) == kept.text, outcome
+    shown = [t for t in outcome["toasts"] if t.startswith(OUTCOME_PREFIX)]
+    assert shown == [f"diffgem: {kept.reason}"], outcome
 
     # A server that exits at start and a wrong path: one clear message each, status bar shows the error.
     for case in ("exits_at_start", "missing"):

@@ -1,6 +1,6 @@
 // Drives a real VS Code (code-server) in Chromium through playwright-core; prints one JSON object.
 // Usage: node vscode_e2e.mjs <playwright-core dir> <url> <screenshot.png> <User/settings.json> <broken server>
-// The workspace holds hole.py and average.py (to rewrite). hole.py lacks the character just before the
+// The workspace holds hole.py and the files to rewrite (DIFFGEM_REWRITES). hole.py lacks the character just before the
 // hole: DIFFGEM_GOTO ("line:col", 1-based) is where it goes, DIFFGEM_TYPE the character, typed as a user
 // would so that VS Code sends an automatic inline completion request; DIFFGEM_LINE is the 0-based line.
 import * as fs from 'node:fs';
@@ -156,17 +156,21 @@ try {
   await runCommand(page, 'Notifications: Clear All Notifications');
   step('commands');
 
-  // Case 2: "Rewrite selection" from the command palette on a selection.
-  await openFile(page, 'average.py');
-  await gotoLine(page, '2:1');
-  for (let i = 0; i < 4; i++) await page.keyboard.press('Shift+ArrowDown');
-  await page.keyboard.press('Shift+End');
-  result.before_rewrite = await lineTexts(page);
-  // VS Code's own refactor menu lists the server's action (lightbulb / Ctrl+Shift+R).
-  const before = JSON.stringify(result.before_rewrite);
+  // Case 2: "Rewrite selection" from VS Code's refactor menu and from the command palette on a
+  // selection the model changes (the edit applied), then from the palette on one it keeps (explained).
+  // DIFFGEM_REWRITES: {changed: [file, first line, last line], kept: [...]} (1-based, whole lines).
+  const samples = JSON.parse(process.env.DIFFGEM_REWRITES);
+  const select = async ([file, first, last]) => {
+    await openFile(page, file);
+    await gotoLine(page, `${first}:1`);
+    for (let i = first; i < last; i++) await page.keyboard.press('Shift+ArrowDown');
+    await page.keyboard.press('Shift+End');
+    return lineTexts(page);
+  };
   // Until the edit lands or the outcome is shown ("diffgem: the model…"); "diffgem: rewriting…" is the
   // progress notification meanwhile.
-  const rewriteOutcome = async (name) => {
+  const rewriteOutcome = async (name, beforeLines) => {
+    const before = JSON.stringify(beforeLines);
     const started = Date.now();
     const deadline = started + 120000;
     let toasts = [];
@@ -178,10 +182,13 @@ try {
       if (lines !== before || toasts.some((t) => t.startsWith('diffgem: the model') || t.startsWith('diffgem: rewrite'))) break;
       await page.waitForTimeout(250);
     }
-    result[name] = { toasts, rewriting, after: await lineTexts(page), ms: Date.now() - started };
+    await page.waitForTimeout(500); // an outcome toast after the edit would show up meanwhile
+    toasts = await page.$$eval('.notifications-toasts .notification-list-item-message', (n) => n.map((x) => x.textContent));
+    result[name] = { before: beforeLines, toasts, rewriting, after: await lineTexts(page), ms: Date.now() - started };
   };
   // VS Code's own refactor menu (lightbulb / Ctrl+Shift+R) lists the server's action; picking it
-  // applies the edit or explains.
+  // resolves it and applies the edit.
+  let before = await select(samples.changed);
   await page.keyboard.press('Control+Shift+R');
   try {
     await page.waitForSelector('.action-widget :text("Rewrite selection")', { timeout: 15000 });
@@ -193,23 +200,23 @@ try {
       await page.keyboard.press('ArrowDown');
     }
     await page.keyboard.press('Enter');
-    await rewriteOutcome('menu_rewrite');
+    await rewriteOutcome('menu_rewrite', before);
   } catch (error) {
     result.refactor_menu = result.refactor_menu ?? false;
     result.menu_error = String(error);
     await page.keyboard.press('Escape');
   }
   await runCommand(page, 'Notifications: Clear All Notifications');
-  if (JSON.stringify(await lineTexts(page)) !== before) {
+  if (JSON.stringify(await lineTexts(page)) !== JSON.stringify(before)) {
     await page.keyboard.press('Control+Z'); // undo the menu's edit, so the palette path starts alike
   }
-  await gotoLine(page, '2:1');
-  for (let i = 0; i < 4; i++) await page.keyboard.press('Shift+ArrowDown');
-  await page.keyboard.press('Shift+End');
+  before = await select(samples.changed);
   await runCommand(page, 'diffgem: Rewrite Selection');
-  await rewriteOutcome('palette_rewrite');
-  result.toasts = result.palette_rewrite.toasts;
-  result.after_rewrite = result.palette_rewrite.after;
+  await rewriteOutcome('palette_rewrite', before);
+  await runCommand(page, 'Notifications: Clear All Notifications');
+  before = await select(samples.kept);
+  await runCommand(page, 'diffgem: Rewrite Selection');
+  await rewriteOutcome('palette_kept', before);
   step('rewrite');
 
   // Case 3: bad server paths give one clear message each (no crash loop): a server that exits at

@@ -104,12 +104,13 @@ class Engine:
 
         The same `build_prompt` and `PromptCache.encode` as `generate`, so the next generate of this
         prompt reuses all of it but the one token `encode` always keeps out. Returns (stats, encode
-        ms); with the cache disabled there is nothing to keep, so nothing is encoded."""
+        ms); with the cache disabled there is nothing to keep, so nothing is encoded. Not counted in
+        the cache's hit/lookup figures (the worker counts prefills in its totals)."""
         if self.prompt_cache.max_bytes <= 0:
             return CacheStats(), 0.0
         prompt = self.build_prompt(params)
         t0 = time.perf_counter()
-        _cache, stats = self.prompt_cache.encode(prompt.ids)
+        _cache, stats = self.prompt_cache.encode(prompt.ids, count=False)
         return stats, (time.perf_counter() - t0) * 1000
 
     @torch.no_grad()

@@ -139,10 +139,14 @@ class PromptCache:
         """Share of all prompt tokens served from the cache rather than encoded."""
         return self.reused_tokens / max(1, self.reused_tokens + self.encoded_tokens)
 
-    def encode(self, ids: list[int]) -> tuple[RollbackCache, CacheStats]:
-        """Return a cache holding exactly `ids`, reusing the longest cached shared prefix."""
+    def encode(self, ids: list[int], *, count: bool = True) -> tuple[RollbackCache, CacheStats]:
+        """Return a cache holding exactly `ids`, reusing the longest cached shared prefix.
+
+        `count=False` (a prefill warming the cache ahead of a request, Engine.prefill) leaves the
+        hit/lookup/token counters to the requests, so they keep saying how often a request found its
+        prompt cached."""
         key = tuple(ids)
-        self.lookups += 1
+        self.lookups += count
         best_key, best_len = None, 0
         for cached_key in self._entries:
             shared = _shared_prefix(cached_key, key)
@@ -159,10 +163,11 @@ class PromptCache:
         if cache is None:
             cache, best_len = RollbackCache(self.model.config.get_text_config(decoder=True)), 0
         else:
-            self.hits += 1
+            self.hits += count
         self._run_encoder(cache, ids, best_len)
-        self.reused_tokens += best_len
-        self.encoded_tokens += len(ids) - best_len
+        if count:
+            self.reused_tokens += best_len
+            self.encoded_tokens += len(ids) - best_len
         if self.max_bytes > 0:
             self._entries[key] = cache
             self._evict()

@@ -62,10 +62,14 @@ def test_overflowing_settings_over_lsp_warn_once_and_keep_the_session():
 
 
 def test_notifications_do_not_grow_server_memory():
-    """pygls kept every notification's future: ~2.8 KB per keystroke, for good."""
+    """pygls kept every notification's future: ~2.8 KB per keystroke, for good.
+
+    Prefill and diagnostics are off so that this measures the JSON-RPC layer and the document store
+    only (those features keep per-document state of their own; the typing soak covers them).
+    """
     lsp = LspProcess()
     try:
-        lsp.initialize(MISSING_MODEL, initialized=False)
+        lsp.initialize({**MISSING_MODEL, "prefill": False, "diagnostics": False}, initialized=False)
         uri = "file:///soak/leak.py"
         lsp.open(uri, "x = 1\n")
         version = 1

@@ -139,9 +139,9 @@ def did_close(session: Session, uri: str) -> None:
 
 
 def cancel(session: Session, uri: str) -> None:
-    task = session.prefills.pop(uri, None)
-    if task is not None and not task.done():
-        task.cancel()
+    pending = session.prefills.pop(uri, None)
+    if pending is not None:
+        pending.cancel()  # a timer not yet fired, or the warm-up task (a no-op once it is done)
 
 
 def schedule(session: Session, uri: str, text: str, offsets: list[int]) -> None:
@@ -150,13 +150,21 @@ def schedule(session: Session, uri: str, text: str, offsets: list[int]) -> None:
     cancel(session, uri)
     if not session.settings.prefill or prefiller(session.backend) is None:
         return
+    # A timer, not a task per keystroke: a cancelled TimerHandle drops its arguments at once
+    # (asyncio/events.py, `Handle.cancel`), whereas a task per didChange kept that version of the
+    # text alive until the loop got round to running its cancellation — under a burst of changes,
+    # thousands of copies of a growing document (server RSS grew ~2 KB per keystroke).
+    loop = asyncio.get_running_loop()
+    session.prefills[uri] = loop.call_later(PREFILL_DELAY_S, _start, session, uri, text, offsets)
+
+
+def _start(session: Session, uri: str, text: str, offsets: list[int]) -> None:
     task = asyncio.ensure_future(_run(session, uri, text, offsets))
     session.prefills[uri] = task
     task.add_done_callback(lambda t: session.prefills.get(uri) is t and session.prefills.pop(uri))
 
 
 async def _run(session: Session, uri: str, text: str, offsets: list[int]) -> None:
-    await asyncio.sleep(PREFILL_DELAY_S)
     doc = session.client.workspace.text_documents.get(uri)
     if doc is None or doc.source != text or session.too_big_or_binary(doc) is not None:
         return

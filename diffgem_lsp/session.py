@@ -66,7 +66,7 @@ class Session:
         self.pending_diagnostics: dict[str, asyncio.Task] = {}
         # Prompt-cache warm-ups per document (prefill.py): the task out, the text it last saw, and
         # where the last change ended (kept after didClose: a reopened file's cursor is likely there).
-        self.prefills: dict[str, asyncio.Task] = {}
+        self.prefills: dict[str, asyncio.TimerHandle | asyncio.Task] = {}
         self.prefill_texts: dict[str, str] = {}
         self.last_change: dict[str, int] = {}
 

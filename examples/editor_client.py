@@ -64,6 +64,12 @@ class EditorSession:
                 params if isinstance(params, dict) else getattr(params, "__dict__", {})
             )
 
+        self.diagnostics: dict[str, list[types.Diagnostic]] = {}
+
+        @self.client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+        def _diagnostics(params: types.PublishDiagnosticsParams) -> None:
+            self.diagnostics[params.uri] = list(params.diagnostics)
+
     async def start(self) -> None:
         await self.client.start_io(*self.command)
         await self.client.initialize_async(

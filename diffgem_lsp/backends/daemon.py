@@ -19,6 +19,7 @@ import diffgem_protocol as P
 from ..settings import Settings
 from .base import BackendError, DraftCallback, StateCallback
 from .daemon_runtime import DaemonPlace, StartLock, open_connection, spawn_daemon
+from .exchange import exchange, final_event
 
 log = logging.getLogger("diffgem.backend.daemon")
 
@@ -141,45 +142,24 @@ class DaemonClient:
         await self.wait_ready(timeout=120)
         request_id = next(self._ids)
         request = P.GenerateRequest(id=request_id, params=params, stream=on_draft is not None)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
         if on_draft is not None:
             self._drafts[request_id] = on_draft
         try:
-            self._send(request.to_message())
-            event = await future
-        except asyncio.CancelledError:
-            self._send_quietly(P.request(P.OP_CANCEL, id=request_id))
-            raise
+            event = await exchange(
+                self._pending, request_id, request.to_message(), self._send, self._send_quietly
+            )
         finally:
-            self._pending.pop(request_id, None)
             self._drafts.pop(request_id, None)
-        if event["event"] == P.EV_CANCELLED:
-            raise asyncio.CancelledError()
-        if event["event"] == P.EV_ERROR:
-            raise BackendError(event.get("message") or "generation failed")
-        return P.GenerationResult.from_message(event["result"])
+        return P.GenerationResult.from_message(final_event(event, "generation")["result"])
 
     async def prefill(self, params: P.GenerateParams) -> dict[str, Any]:
         """Warm the worker's prompt cache for `params` (the protocol's prefill); its EV_PREFILLED
         figures. Cancelling the awaiting task cancels it there; no "generating" state: nothing shows."""
         await self.wait_ready(timeout=120)
         request_id = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
-        try:
-            self._send(P.PrefillRequest(id=request_id, params=params).to_message())
-            event = await future
-        except asyncio.CancelledError:
-            self._send_quietly(P.request(P.OP_CANCEL, id=request_id))
-            raise
-        finally:
-            self._pending.pop(request_id, None)
-        if event["event"] == P.EV_CANCELLED:
-            raise asyncio.CancelledError()
-        if event["event"] == P.EV_ERROR:
-            raise BackendError(event.get("message") or "prefill failed")
-        return event
+        message = P.PrefillRequest(id=request_id, params=params).to_message()
+        event = await exchange(self._pending, request_id, message, self._send, self._send_quietly)
+        return final_event(event, "prefill")
 
     async def status(self, timeout: float = 5.0) -> dict[str, Any]:
         base = {"backend": self.kind, "socket": str(self.place.socket) if self.place else None}

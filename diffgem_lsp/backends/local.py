@@ -18,6 +18,7 @@ import diffgem_protocol as P
 from ..isolation import state_dir, worker_command, worker_env
 from ..settings import Settings
 from .base import BackendError, DraftCallback, StateCallback
+from .exchange import exchange, final_event
 
 log = logging.getLogger("diffgem.backend.local")
 
@@ -151,51 +152,37 @@ class LocalWorker:
         await self.wait_ready(timeout=120)
         request_id = next(self._ids)
         request = P.GenerateRequest(id=request_id, params=params, stream=on_draft is not None)
-        message = request.to_message()
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
         if on_draft is not None:
             self._drafts[request_id] = on_draft
         try:
-            self._send(message)
-            self._set_state("generating", "")
-            event = await future
-        except asyncio.CancelledError:
-            self._send_quietly(P.request(P.OP_CANCEL, id=request_id))
-            raise
+            event = await exchange(
+                self._pending,
+                request_id,
+                request.to_message(),
+                self._send,
+                self._send_quietly,
+                on_sent=lambda: self._set_state("generating", ""),
+            )
         finally:
-            self._pending.pop(request_id, None)
             self._drafts.pop(request_id, None)
             if self._pending.keys() <= self._prefills and self.state == "generating":
                 self._set_state("ready", self.model)
-        if event["event"] == P.EV_CANCELLED:
-            raise asyncio.CancelledError()
-        if event["event"] == P.EV_ERROR:
-            raise BackendError(event.get("message") or "generation failed")
-        return P.GenerationResult.from_message(event["result"])
+        return P.GenerationResult.from_message(final_event(event, "generation")["result"])
 
     async def prefill(self, params: P.GenerateParams) -> dict[str, Any]:
         """Warm the worker's prompt cache for `params` (the protocol's prefill); its EV_PREFILLED
         figures. Cancelling the awaiting task cancels it there; no "generating" state: nothing shows."""
         await self.wait_ready(timeout=120)
         request_id = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
+        message = P.PrefillRequest(id=request_id, params=params).to_message()
         self._prefills.add(request_id)
         try:
-            self._send(P.PrefillRequest(id=request_id, params=params).to_message())
-            event = await future
-        except asyncio.CancelledError:
-            self._send_quietly(P.request(P.OP_CANCEL, id=request_id))
-            raise
+            event = await exchange(
+                self._pending, request_id, message, self._send, self._send_quietly
+            )
         finally:
-            self._pending.pop(request_id, None)
             self._prefills.discard(request_id)
-        if event["event"] == P.EV_CANCELLED:
-            raise asyncio.CancelledError()
-        if event["event"] == P.EV_ERROR:
-            raise BackendError(event.get("message") or "prefill failed")
-        return event
+        return final_event(event, "prefill")
 
     async def status(self, timeout: float = 5.0) -> dict[str, Any]:
         if self._proc is None or self._proc.returncode is not None:

@@ -102,7 +102,10 @@ async def test_three_windows_one_model(rundir):
 
 
 async def test_supersede_is_per_window(rundir):
-    (a, b), hole = await windows(2, rundir)
+    # No background prefill: the daemon's queue then holds only this test's requests, so "busy" below
+    # is b's long request (a prefill from didOpen running first let a's first request start before
+    # the newer one arrived: CI saw three generations instead of two).
+    (a, b), hole = await windows(2, rundir, prefill=False)
     # b's long request holds the engine; a's first request queues behind it, then a newer one from a
     # (the user kept typing) supersedes it.
     b.client.workspace_did_change_configuration(

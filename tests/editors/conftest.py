@@ -172,3 +172,12 @@ def filled_hole() -> FilledHole:
             "tests/editors/conftest.py with these settings; the editor tests need one non-empty fill"
         )
     return found
+
+
+@pytest.fixture(scope="session")
+def diffusion_actions():
+    """ "Fill the holes", "Repair syntax" and K candidates fixtures the real model exercises, with what
+    the server answers for each (tests/editors/actions.py)."""
+    from .actions import search
+
+    return search(server_path())

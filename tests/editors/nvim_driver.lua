@@ -1,7 +1,8 @@
 -- Drives a headless Neovim (started with -u editors/nvim/minimal_init.lua) through diffgem and writes
 -- what it observed as JSON to $DIFFGEM_NVIM_OUT; tests/editors/test_neovim.py asserts on it.
 --   DIFFGEM_NVIM_CASE: "session" (completion, inline completion, ghost text, rewrite) or "startup"
---   (only record notifications: for a bad server path / a server that exits at start).
+--   (only record notifications: for a bad server path / a server that exits at start), "drafts"
+--   (streamDrafts), "actions" (the diffusion-native actions, DIFFGEM_ACTIONS).
 --   DIFFGEM_HOLE: "line,col" (0-based line, byte column) of the hole in the opened file.
 --   DIFFGEM_REWRITES: JSON list of {text, start = {line, col}, end = {line, col}} (0-based): each text
 --   replaces the buffer and "Rewrite selection" runs on that selection.
@@ -64,6 +65,106 @@ local function run_drafts(buf)
   out.after_accept = lines(buf)
 end
 
+-- Wait until the diffgem client is attached to `buf`, initialised and its model ready.
+local function ready_client(buf)
+  local client
+  vim.wait(30000, function()
+    client = vim.lsp.get_clients({ name = 'diffgem', bufnr = buf })[1]
+    return client ~= nil and client.initialized
+  end, 20)
+  assert(client and client.initialized, 'diffgem client did not initialize')
+  vim.wait(60000, function()
+    return vim.g.diffgem_status and vim.g.diffgem_status.state == 'ready'
+  end, 20)
+  return client
+end
+
+-- Open `file` and run the code action `title` at (line, character) the way `gra` does
+-- (vim.lsp.buf.code_action: list, resolve, apply), until the buffer changes or a message explains.
+local function run_code_action(spec, rec)
+  vim.cmd.edit(vim.fn.fnameescape(spec.file))
+  local buf = vim.api.nvim_get_current_buf()
+  ready_client(buf)
+  rec.before = lines(buf)
+  if spec.title == 'Repair syntax' then
+    -- The user sees the syntax error first: the server's diagnostic, published on didOpen.
+    vim.wait(60000, function()
+      return #vim.diagnostic.get(buf) > 0
+    end, 20)
+    rec.diagnostics = vim.tbl_map(function(d)
+      return { lnum = d.lnum, source = d.source, message = d.message }
+    end, vim.diagnostic.get(buf))
+  end
+  vim.api.nvim_win_set_cursor(0, { spec.line + 1, spec.character })
+  local tick = vim.b[buf].changedtick
+  local seen = #out.notifications
+  vim.lsp.buf.code_action({
+    apply = true,
+    context = { only = { spec.title == 'Repair syntax' and 'quickfix' or 'refactor.rewrite' } },
+    filter = function(action)
+      return action.title == spec.title
+    end,
+  })
+  vim.wait(90000, function()
+    if vim.b[buf].changedtick ~= tick then
+      return true
+    end
+    for i = seen + 1, #out.notifications do
+      if not out.notifications[i].msg:match('…$') then
+        return true
+      end
+    end
+    return false
+  end, 20)
+  vim.wait(200)
+  rec.after = lines(buf)
+  rec.notifications = vim.list_slice(out.notifications, seen + 1)
+end
+
+-- Open the candidates file, ask at the hole (<M-]>), then cycle through the candidates (<M-]> again)
+-- recording each ghost, and accept the second one (<Tab>).
+local function run_candidates(spec, rec)
+  vim.cmd.edit(vim.fn.fnameescape(spec.file))
+  local buf = vim.api.nvim_get_current_buf()
+  local client = ready_client(buf)
+  rec.before = lines(buf)
+  vim.o.virtualedit = 'onemore'
+  vim.api.nvim_win_set_cursor(0, { spec.line + 1, spec.character })
+  local ghost = require('diffgem.ghost')
+  ghost.request(buf, client.id, 'invoked')
+  vim.wait(90000, function()
+    return ghost.current(buf) ~= nil
+  end, 20)
+  local first = ghost.current(buf)
+  rec.count = first and first.count or 0
+  rec.shown = {}
+  for i = 1, rec.count + 1 do -- once around, back to the first
+    local current = ghost.current(buf)
+    rec.shown[#rec.shown + 1] = { text = current.text, index = current.index, marks = ghost.marks(buf) }
+    if i <= rec.count then
+      rec.cycled = ghost.cycle(buf, 1)
+    end
+  end
+  ghost.cycle(buf, 1) -- the second candidate
+  rec.accepted_index = ghost.current(buf).index
+  rec.accepted = ghost.accept(buf)
+  vim.wait(2000, function()
+    return lines(buf) ~= rec.before
+  end, 20)
+  rec.after = lines(buf)
+end
+
+local function run_actions()
+  local specs = vim.json.decode(vim.env.DIFFGEM_ACTIONS)
+  out.actions = {}
+  for _, name in ipairs({ 'holes', 'repair' }) do
+    out.actions[name] = {}
+    run_code_action(specs[name], out.actions[name])
+  end
+  out.actions.candidates = {}
+  run_candidates(specs.candidates, out.actions.candidates)
+end
+
 local function run()
   local buf = vim.api.nvim_get_current_buf()
   out.filetype = vim.bo[buf].filetype
@@ -82,6 +183,9 @@ local function run()
 
   if vim.env.DIFFGEM_NVIM_CASE == 'drafts' then
     return run_drafts(buf)
+  end
+  if vim.env.DIFFGEM_NVIM_CASE == 'actions' then
+    return run_actions()
   end
 
   local t0 = vim.uv.hrtime()

@@ -192,6 +192,66 @@ def test_neovim_live_refinement_draws_drafts_then_the_answer(
     assert result["after_accept"].split("\n")[hole.line].startswith(hole.line_prefix)
 
 
+def test_neovim_fill_holes_repair_syntax_and_candidates(tmp_path: Path, diffusion_actions):
+    """The diffusion-native actions as a user runs them: "Fill the holes" and the "Repair syntax" quick
+    fix through Neovim's code-action client (vim.lsp.buf.code_action, what `gra` runs: list, resolve,
+    apply), and an invoked suggestion's candidates cycled with the plugin's <M-]> and one accepted. The
+    buffer must become exactly what the server answered for the same request (tests/editors/actions.py)."""
+    from .actions import ACTION_SETTINGS
+
+    holes, repair, candidates = (
+        diffusion_actions.holes,
+        diffusion_actions.repair,
+        diffusion_actions.candidates,
+    )
+    # The fixtures exercise their paths: a fill and a repair that change the text, several candidates.
+    assert holes.after != holes.text and repair.after != repair.text
+    assert len(candidates.items) >= 2 and len(set(candidates.afters)) == len(candidates.afters)
+    work = tmp_path / "project"
+    work.mkdir()
+    for name, text in (("holes.py", holes.text), ("broken.py", repair.text)):
+        (work / name).write_text(text)
+    (work / "candidates.py").write_text(candidates.text)
+    specs = {
+        "holes": holes.for_driver(str(work / "holes.py")),
+        "repair": repair.for_driver(str(work / "broken.py")),
+        "candidates": candidates.for_driver(str(work / "candidates.py")),
+    }
+    result = run_nvim(
+        tmp_path,
+        "x = 1\n",
+        "actions",
+        str(server_path()),
+        settings=ACTION_SETTINGS,
+        DIFFGEM_ACTIONS=json.dumps(specs),
+    )
+    done = result["actions"]
+
+    # "Fill the holes": every placeholder replaced, exactly the server's edit, with its progress message.
+    filled = done["holes"]
+    assert filled["before"] == holes.text, filled
+    assert filled["after"] == holes.after, filled
+    assert [n["msg"] for n in filled["notifications"]] == ["diffgem: fill the holes…"], filled
+
+    # "Repair syntax": the syntax error was shown first, then the quick fix made the file parse.
+    fixed = done["repair"]
+    assert fixed["before"] == repair.text, fixed
+    assert [(d["lnum"], d["source"]) for d in fixed["diagnostics"]] == [(1, "diffgem")], fixed
+    assert fixed["after"] == repair.after, fixed
+    assert [n["msg"] for n in fixed["notifications"]] == ["diffgem: repair syntax…"], fixed
+
+    # K candidates: each shown in turn, in the server's order, wrapping around; the second accepted.
+    cycled = done["candidates"]
+    assert cycled["count"] == len(candidates.items), cycled
+    shown = [s["text"] for s in cycled["shown"]]
+    assert shown == [*candidates.items, candidates.items[0]], cycled
+    assert all(m["hl"] == "DiffgemGhost" for s in cycled["shown"] for m in s["marks"]), cycled
+    assert cycled["accepted_index"] == 2 and cycled["accepted"] is True, cycled
+    assert cycled["after"] == candidates.afters[1] != candidates.text, cycled
+    errors = [n["msg"] for n in result["notifications"] if n["level"] >= 4]
+    assert not errors, errors
+
+
 def test_neovim_wrong_server_path_gives_one_clear_error(tmp_path: Path):
     result = run_nvim(
         tmp_path, HOLE_SOURCE, "startup", str(tmp_path / "no" / "diffgem-lsp"), timeout=60

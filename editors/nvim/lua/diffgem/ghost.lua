@@ -1,5 +1,6 @@
 -- Ghost text for Neovim 0.11, which has no vim.lsp.inline_completion: asks the server for
--- textDocument/inlineCompletion and shows the first item as an inline extmark; accept() inserts it.
+-- textDocument/inlineCompletion and shows the first item as an inline extmark; accept() inserts it,
+-- cycle() shows the next candidate (an invoked request returns up to the `candidates` setting).
 -- On 0.12+ lua/diffgem/init.lua uses the native client instead and this module stays unused.
 local M = {}
 
@@ -31,7 +32,8 @@ vim.api.nvim_create_autocmd('ColorScheme', {
   group = vim.api.nvim_create_augroup('diffgem.ghost.highlights', { clear = true }),
   callback = M.define_highlights, -- `:colorscheme` clears all groups first
 })
--- bufnr -> { item = InlineCompletionItem, row = 0-based, col = byte col, changedtick = n }
+-- bufnr -> { item = InlineCompletionItem, row = 0-based, col = byte col, changedtick = n,
+--           items = every candidate of the answer, index = the one shown }
 local shown = {}
 -- bufnr -> pending request cancel function
 local pending = {}
@@ -63,11 +65,12 @@ end
 function M.current(bufnr)
   bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
   local s = shown[bufnr]
-  return s and { text = item_text(s.item), item = s.item } or nil
+  return s and { text = item_text(s.item), item = s.item, index = s.index, count = #s.items } or nil
 end
 
 --- Draw `item` as ghost text at (row, col); a draft (an uncommitted canvas) is drawn but not accepted.
-local function show(bufnr, item, row, col, draft)
+--- `items`/`index`: all the answer's candidates and which one `item` is (for cycle()).
+local function show(bufnr, item, row, col, draft, items, index)
   local hl = draft and 'DiffgemDraft' or 'DiffgemGhost'
   local text = item_text(item)
   local line = vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
@@ -99,7 +102,14 @@ local function show(bufnr, item, row, col, draft)
     hl_mode = 'combine',
   })
   if not draft then
-    shown[bufnr] = { item = item, row = row, col = col, changedtick = vim.b[bufnr].changedtick }
+    shown[bufnr] = {
+      item = item,
+      row = row,
+      col = col,
+      changedtick = vim.b[bufnr].changedtick,
+      items = items or { item },
+      index = index or 1,
+    }
   end
 end
 
@@ -162,7 +172,7 @@ function M.request(bufnr, client_id, kind)
     -- An automatic suggestion that arrives after the user left insert mode is stale.
     local inserting = vim.api.nvim_get_mode().mode:sub(1, 1) == 'i'
     if items[1] and (kind ~= 'automatic' or inserting) then
-      show(bufnr, items[1], row - 1, col)
+      show(bufnr, items[1], row - 1, col, false, items, 1)
     elseif not shown[bufnr] then
       vim.api.nvim_buf_clear_namespace(bufnr, ns, 0, -1) -- drafts of an empty answer
     end
@@ -172,6 +182,20 @@ function M.request(bufnr, client_id, kind)
       client:cancel_request(id)
     end
   end
+end
+
+--- Show the next (step 1) or previous (-1) candidate of the displayed answer, wrapping around, like
+--- VS Code's Alt+] / Alt+[. Returns false when no ghost with several candidates is shown (so a keymap
+--- can ask for a suggestion instead).
+function M.cycle(bufnr, step)
+  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+  local s = shown[bufnr]
+  if not s or #s.items < 2 or s.changedtick ~= vim.b[bufnr].changedtick then
+    return false
+  end
+  local index = (s.index - 1 + (step or 1)) % #s.items + 1
+  show(bufnr, s.items[index], s.row, s.col, false, s.items, index)
+  return true
 end
 
 --- Insert the displayed suggestion; returns false when there is none (so a keymap can fall through).

@@ -16,7 +16,7 @@ local defaults = {
   -- Suggested keymaps; set to false to define your own (see editors/README.md).
   keymaps = {
     accept = '<Tab>', -- insert mode: accept the ghost text (falls through to <Tab> otherwise)
-    suggest = '<M-]>', -- insert mode: ask for a suggestion now
+    suggest = '<M-]>', -- insert mode: ask for a suggestion now; again: the next candidate
     dismiss = '<M-[>', -- insert mode: dismiss it
     complete = '<C-Space>', -- insert mode: completion popup
     rewrite = '<leader>dr', -- visual mode: "Rewrite selection"
@@ -205,10 +205,10 @@ local function set_keymaps(client, bufnr)
     vim.keymap.set('i', keys.suggest, function()
       if native then
         vim.lsp.inline_completion.select({ count = 1 })
-      else
+      elseif not ghost.cycle(bufnr, 1) then
         ghost.request(bufnr, client.id, 'invoked')
       end
-    end, { buffer = bufnr, desc = 'diffgem: suggest' })
+    end, { buffer = bufnr, desc = 'diffgem: suggest, or the next candidate' })
   end
   if keys.dismiss and not native then
     vim.keymap.set('i', keys.dismiss, function()

@@ -22,7 +22,7 @@ from .pipelines import (
     _from_character,
     _generate,
     _to_position,
-    infill_params,
+    infill_request,
     sampler_settings,
     to_client_encoding,
 )
@@ -50,28 +50,51 @@ def _current(session: Session, uri: str, version: int | None, what: str) -> tupl
 async def fill_holes(
     session: Session, uri: str, start: tuple[int, int], end: tuple[int, int], version: int | None
 ) -> Rewrite | None:
-    """Fill the placeholders of the units touching the range: each hole is infilled with the code
-    around it (the other placeholders in place), then the unit's fills are post-processed together
-    (canvas/multihole.py). One at a time rather than one pinned canvas: bench/holes_results.md
-    measures both on the embedded checkpoint, which was not trained on pinned segments."""
+    """Fill the placeholders of the units touching the range. Per unit, where the backend has it, one
+    canvas with every hole and the code between them pinned (the wire's multi-hole request,
+    model/multihole.py); each hole that pass leaves unfilled (its fill rejected by the post-processing)
+    is then infilled alone with the code around it, the other placeholders in place. The unit's fills
+    are post-processed together (canvas/multihole.py). bench/holes_results.md measures the three."""
     text, language = _current(session, uri, version, "fill holes")
     first, last = _to_position(session, text, *start), _to_position(session, text, *end)
     canvases = C.build_multihole_canvases(text, language, first, last)
     edits: list[C.TextEditData] = []
     result: GenerationResult | None = None
     settings = session.settings
+    sampler = sampler_settings(settings, automatic=False)
     for canvas in canvases:
-        fills: list[str | None] = []
+        fills: list[str | None] = [None] * len(canvas.holes)
+        if batches(session) and len(canvas.holes) > 1:
+            joint = await _generate(
+                session,
+                GenerateParams(
+                    prefix=canvas.prefix,
+                    suffix=canvas.suffix,
+                    segments=canvas.segments,
+                    hole_tokens=canvas.max_tokens,
+                    sampler=sampler,
+                    seed=settings.seed,
+                ),
+                f"fill {len(canvas.holes)} holes jointly",
+            )
+            if joint.fills is not None:
+                result = joint
+                kept = C.postprocess_multihole(canvas, list(joint.fills)).filled
+                fills = [f if ok else None for f, ok in zip(joint.fills, kept, strict=True)]
+            else:
+                log.info("holes one at a time: %s", joint.text)
         for i, hole in enumerate(canvas.holes):
+            if fills[i] is not None:
+                continue
             params = GenerateParams(
                 prefix=canvas.text[: hole.start] + hole.lead,
                 suffix=canvas.text[hole.end :],
                 max_tokens=min(HOLE_MAX_TOKENS, canvas.max_tokens[i]),
-                sampler=sampler_settings(settings, automatic=False),
+                sampler=sampler,
                 seed=settings.seed,
             )
             result = await _generate(session, params, f"fill hole {i + 1}/{len(canvas.holes)}")
-            fills.append(result.text)
+            fills[i] = result.text
         edits += C.postprocess_multihole(canvas, fills).edits
     if not edits or result is None:
         return None
@@ -130,31 +153,59 @@ async def repair(
     return None
 
 
+def batches(session: Session) -> bool:
+    """Whether the backend answers the wire's batched-candidates and multi-hole requests (the local
+    worker and the shared daemon do; a remote vLLM server does not: K sequential passes there)."""
+    return bool(getattr(session.backend, "supports_batched", False))
+
+
+async def _candidate_fills(
+    session: Session, params: GenerateParams, k: int
+) -> list[tuple[GenerationResult, float]]:
+    """K fills of one request and each one's mean log-probability: one batched denoise of K rows
+    where the backend has it (model/candidates.py), else K passes with seeds seed..seed+K-1."""
+    if batches(session):
+        result = await _generate(session, replace(params, candidates=k), f"{k} candidates")
+        assert result.candidates is not None, "a batched request answered without candidates"
+        return [
+            (
+                replace(result, text=c.text, token_ids=c.token_ids, finished=c.finished),
+                c.mean_logprob,
+            )
+            for c in result.candidates
+        ]
+    out = []
+    for i in range(k):
+        result = await _generate(
+            session, replace(params, seed=params.seed + i), f"candidate {i + 1}/{k}"
+        )
+        # mean_confidence is the mean probability of the committed tokens: its log ranks like the
+        # mean log-probability for fills of similar length.
+        score = math.log(result.mean_confidence) if result.mean_confidence > 0 else -math.inf
+        out.append((result, score))
+    return out
+
+
 async def infill_candidates(
     session: Session, uri: str, line: int, character: int, k: int
 ) -> list[Infill]:
-    """Up to `k` distinct infills for an invoked request: the same canvas denoised with k seeds,
-    post-processed, deduplicated and ranked by mean log-probability (canvas/candidates.py)."""
+    """Up to `k` distinct infills for an invoked request: the cursor's request (with its cross-file
+    context, pipelines.infill_request) denoised K ways, post-processed, deduplicated and ranked by mean
+    log-probability (canvas/candidates.py)."""
     doc = session.document(uri)
     if session.too_big_or_binary(doc) is not None:
         return []
     text, version = doc.source, doc.version
     position = _to_position(session, text, line, character)
-    canvas = C.build_infill_canvas(text, doc.language_id or "", position)
-    if canvas is None:
+    request = infill_request(session, uri, text, doc.language_id or "", position, automatic=False)
+    if request is None:
         return []
-    base = infill_params(canvas, session.settings, automatic=False)
+    canvas, params = request
     fills: list[tuple[str | None, float]] = []
     kept: list[tuple[C.InfillResult, GenerationResult] | None] = []
-    for i in range(k):
-        result = await _generate(
-            session, replace(base, seed=base.seed + i), f"candidate {i + 1}/{k}"
-        )
+    for result, score in await _candidate_fills(session, params, k):
         processed = C.postprocess_infill(canvas, result.text)
         kept.append(None if processed is None else (processed, result))
-        # mean_confidence is the mean probability of the committed tokens: its log ranks like the
-        # mean log-probability for fills of similar length.
-        score = math.log(result.mean_confidence) if result.mean_confidence > 0 else -math.inf
         fills.append((None if processed is None else processed.insert_text, score))
     if doc.version != version:
         return []

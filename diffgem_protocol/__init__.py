@@ -7,6 +7,16 @@ One JSON object per line over the worker's stdin (requests) and stdout (events).
 only ones that cross the boundary: `SamplerSettings` (every denoising knob, defined once),
 `GenerateParams` (one hole to fill), and `GenerationResult` (what the engine returns and the server reads,
 sent as is).
+
+Two additive request shapes ride on `generate` (a worker of this version answers them; a remote backend
+does not: the server checks `supports_batched` on the backend first):
+- `candidates` = K > 1: K rows of one batched denoise of the same prompt, each from its own noise; the
+  result's `candidates` holds the K fills (text, tokens, mean log-probability, finished), and its `text`
+  is row 0's.
+- `segments` + `hole_tokens`: several holes in one canvas (diffgem_lsp/canvas/multihole.py's
+  MultiHoleCanvas.request()): `prefix` before the first hole, `suffix` after the last, `segments[i]` the
+  known text between hole i and i+1 (pinned in the canvas), `hole_tokens[i]` hole i's token budget
+  (len(segments) + 1 of them). The result's `fills` holds one string per hole, `text` is their join.
 """
 
 from __future__ import annotations
@@ -40,6 +50,8 @@ EV_PREFILLED = (
 )
 
 SAMPLER_RULES = ("entropy", "confidence")
+# Rows of one batched denoise: each costs its share of every forward (and K x canvas x vocab logits).
+MAX_CANDIDATES = 8
 
 
 class ProtocolError(ValueError):
@@ -80,12 +92,52 @@ class GenerateParams:
     max_tokens: int = 32  # longer fills use several canvases
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     seed: int = 0
+    candidates: int = 1  # K > 1: K rows of one batched denoise (GenerationResult.candidates)
+    segments: tuple[str, ...] | None = None  # multi-hole: known text between holes, pinned
+    hole_tokens: tuple[int, ...] | None = None  # multi-hole: per hole, its token budget
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.candidates <= MAX_CANDIDATES:
+            raise ValueError(f"candidates must be 1..{MAX_CANDIDATES}, got {self.candidates}")
+        if (self.segments is None) != (self.hole_tokens is None):
+            raise ValueError("segments and hole_tokens come together")
+        if self.segments is not None and self.hole_tokens is not None:
+            if len(self.hole_tokens) != len(self.segments) + 1:
+                raise ValueError(
+                    f"{len(self.hole_tokens)} hole_tokens for {len(self.segments)} segments "
+                    "(one more hole than segments)"
+                )
+            if min(self.hole_tokens) < 1:
+                raise ValueError("every hole needs a budget of at least 1 token")
+            if self.candidates > 1 or self.old_text is not None:
+                raise ValueError("a multi-hole request takes neither candidates nor old_text")
+
+    @property
+    def holes(self) -> int:
+        """How many holes the request fills (1 unless it carries segments)."""
+        return 1 if self.segments is None else len(self.segments) + 1
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerateParams:
         data = dict(data)
         data["sampler"] = SamplerSettings(**data.get("sampler", {}))
+        for name, kind in (("segments", str), ("hole_tokens", int)):
+            if data.get(name) is not None:
+                values = data[name]
+                if not isinstance(values, list) or not all(type(v) is kind for v in values):
+                    raise ValueError(f"{name} must be a list of {kind.__name__}")
+                data[name] = tuple(values)
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One row of a batched denoise: its fill and how sure the model was of it."""
+
+    text: str
+    token_ids: list[int]
+    mean_logprob: float  # mean log-probability of the fill's tokens and its EOS (higher is better)
+    finished: bool  # the fill ended at an EOS within the canvas
 
 
 @dataclass(frozen=True)
@@ -103,6 +155,8 @@ class GenerationResult:
     encode_ms: float
     denoise_ms: float
     finished: bool  # the fill ended at an EOS (False: cut by the token budget)
+    candidates: list[Candidate] | None = None  # a batched request's K rows, in row order
+    fills: list[str] | None = None  # a multi-hole request's fill per hole
 
     @property
     def tokens(self) -> int:
@@ -114,7 +168,10 @@ class GenerationResult:
     @classmethod
     def from_message(cls, data: dict[str, Any]) -> GenerationResult:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        kept = {k: v for k, v in data.items() if k in names}
+        if kept.get("candidates") is not None:
+            kept["candidates"] = [Candidate(**c) for c in kept["candidates"]]
+        return cls(**kept)
 
 
 @dataclass(frozen=True)

@@ -205,11 +205,24 @@ class Worker:
             self.send(P.event(P.EV_DRAFT, id=req.id, text=text))
 
         try:
-            gen = self.engine.generate(
-                params,
-                should_stop=lambda: req.id in self.cancelled,
-                on_draft=draft if req.stream else None,
-            )
+            if params.segments is not None:  # several holes in one canvas (model/multihole.py)
+                from .multihole import generate_holes
+
+                gen = generate_holes(
+                    self.engine, params, should_stop=lambda: req.id in self.cancelled
+                )
+            elif params.candidates > 1:  # K rows of one batched denoise (model/candidates.py)
+                from .candidates import generate_candidates
+
+                gen = generate_candidates(
+                    self.engine, params, should_stop=lambda: req.id in self.cancelled
+                )
+            else:
+                gen = self.engine.generate(
+                    params,
+                    should_stop=lambda: req.id in self.cancelled,
+                    on_draft=draft if req.stream else None,
+                )
         except DenoiseCancelled:
             log.debug("generation %s cancelled between denoising steps", req.id)
             return P.event(P.EV_CANCELLED, id=req.id)

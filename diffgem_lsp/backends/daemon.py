@@ -35,6 +35,8 @@ class DaemonClient:
 
     kind = "daemon"
     supports_prefill = True  # base.Prefiller: the daemon's engine warms its prompt cache on request
+    # The wire's batched candidates and multi-hole requests (diffgem_protocol), answered by model/worker.py.
+    supports_batched = True
 
     def __init__(self, settings: Settings, on_state: StateCallback = lambda s, m: None):
         self.settings = settings

@@ -41,6 +41,8 @@ class LocalWorker:
     """The `Backend` that runs the model in a child process of this server."""
 
     supports_prefill = True  # base.Prefiller: the worker warms its prompt cache on request
+    # The wire's batched candidates and multi-hole requests (diffgem_protocol), answered by model/worker.py.
+    supports_batched = True
 
     def __init__(self, settings: Settings, on_state: StateCallback = lambda s, m: None):
         self.settings = settings

@@ -8,9 +8,9 @@ hole), `suffix` (after the last), `segments` (the known text between holes, len(
 canvas of C positions: for each hole i, b_i free positions (starting as noise), then the tokens of
 segments[i] pinned (model/sampler.py clamps pinned positions to one-hot logits every step), and free
 EOS padding after the last hole; b_i = min(hole_tokens[i], (C - pinned - 1) // len(holes)). Hole i's
-fill is its span decoded up to its first EOS. It answers `fills` (one string per hole). When the
-segments do not fit the canvas, the holes are filled one at a time, each as a plain infill with the
-others' placeholders in place (bench/holes_eval.py measures both).
+fill is its span decoded up to its first EOS (model/multihole.py). It answers `fills` (one string per
+hole), or `fills` None when the segments do not fit the canvas: the holes are then filled one at a time,
+each as a plain infill with the others' placeholders in place (bench/holes_eval.py measures both).
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ class MultiHoleCanvas:
         )
 
     def request(self) -> dict:
-        """The plain data a worker needs to denoise every hole of this canvas in one pass."""
+        """The plain data a worker needs to denoise every hole of this canvas in one pass (the wire's
+        GenerateParams fields of the same names)."""
         return {
             "prefix": self.prefix,
             "suffix": self.suffix,

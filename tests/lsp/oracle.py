@@ -72,6 +72,29 @@ def _generate(params):
     return eng.generate(replace(params, sampler=sampler))
 
 
+def joint_holes_kept(text: str, settings: Settings = SETTINGS) -> list[bool]:
+    """Per hole of the document's one multi-hole unit: whether the server keeps the joint pass's fill
+    (the wire's multi-hole request, model/multihole.py, then postprocess_multihole)."""
+    from diffgem_model.multihole import generate_holes
+    from diffgem_model.worker import with_checkpoint_schedule
+
+    from diffgem_protocol import GenerateParams
+
+    [canvas] = C.build_multihole_canvases(text, "python")
+    sampler = pipelines.sampler_settings(settings, automatic=False)
+    params = GenerateParams(
+        prefix=canvas.prefix,
+        suffix=canvas.suffix,
+        segments=canvas.segments,
+        hole_tokens=canvas.max_tokens,
+        sampler=with_checkpoint_schedule(sampler, engine().sampler_defaults()),
+        seed=settings.seed,
+    )
+    fills = generate_holes(engine(), params).fills
+    assert fills is not None, "the unit's holes do not fit one canvas"
+    return C.postprocess_multihole(canvas, list(fills)).filled
+
+
 def expected_fill(hole: Hole, settings: Settings = SETTINGS) -> C.InfillResult | None:
     canvas = C.build_infill_canvas(hole.text, "python", C.Position(hole.line, hole.character))
     if canvas is None:

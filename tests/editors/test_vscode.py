@@ -10,6 +10,7 @@ reason shown).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,7 @@ pytestmark = pytest.mark.editor
 
 EXTENSION = EDITORS / "vscode"
 DRIVER = Path(__file__).with_name("vscode_e2e.mjs")
+ACTIONS_DRIVER = Path(__file__).with_name("vscode_actions.mjs")
 SCREENSHOT = EXTENSION / "media" / "ghost-text.png"
 
 
@@ -164,35 +167,17 @@ def whole_lines(rewrite: Rewrite) -> tuple[int, int]:
     return rewrite.start[0] + 1, rewrite.end[0] + 1
 
 
-def test_vscode_ghost_text_and_rewrite_selection(
-    code_server: Path,
-    vsix: Path,
-    tmp_path: Path,
-    filled_hole: FilledHole,
-    rewrites: tuple[Rewrite, Rewrite],
-):
-    hole = filled_hole
+@contextlib.contextmanager
+def running_vscode(
+    code_server: Path, vsix: Path, tmp_path: Path, env: dict[str, str], diffgem: dict
+) -> Iterator[tuple[int, Path]]:
+    """code-server serving tmp_path/workspace (filled by the caller) with the .vsix installed and
+    diffgem's settings `diffgem` (camelCase keys); yields (its port, the user-data dir). One per test:
+    each page load starts its own extension host and server, and this kills its process group."""
     binary = code_server / "node_modules" / ".bin" / "code-server"
-    env = clean_env(tmp_path)
     user, extensions, workspace = tmp_path / "user", tmp_path / "extensions", tmp_path / "workspace"
-    for folder in (user / "User", extensions, workspace):
+    for folder in (user / "User", extensions):
         folder.mkdir(parents=True)
-    # The file lacks the character before the hole; the test types it (see vscode_e2e.mjs).
-    lines = hole.text.split("\n")
-    typed_char = lines[hole.line][hole.character - 1]
-    lines[hole.line] = lines[hole.line][: hole.character - 1] + lines[hole.line][hole.character :]
-    (workspace / "hole.py").write_text("\n".join(lines))
-    env.update(
-        DIFFGEM_GOTO=f"{hole.line + 1}:{hole.character}",
-        DIFFGEM_TYPE=typed_char,
-        DIFFGEM_LINE=str(hole.line),
-    )
-    changed, kept = rewrites
-    (workspace / "changed.py").write_text(changed.text)
-    (workspace / "kept.py").write_text(kept.text)
-    env["DIFFGEM_REWRITES"] = json.dumps(
-        {"changed": ["changed.py", *whole_lines(changed)], "kept": ["kept.py", *whole_lines(kept)]}
-    )
     (workspace / ".vscode").mkdir()
     (workspace / ".vscode" / "settings.json").write_text("{}")
     settings = {
@@ -209,7 +194,7 @@ def test_vscode_ghost_text_and_rewrite_selection(
         "editor.autoClosingBrackets": "never",  # the typed character must arrive alone
         "editor.autoClosingQuotes": "never",
         "diffgem.serverPath": str(server_path()),
-        **{f"diffgem.{key}": value for key, value in TEST_SETTINGS.items()},
+        **{f"diffgem.{key}": value for key, value in diffgem.items()},
     }
     (user / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
     dirs = ["--user-data-dir", str(user), "--extensions-dir", str(extensions)]
@@ -223,11 +208,13 @@ def test_vscode_ghost_text_and_rewrite_selection(
     assert install.returncode == 0, install.stderr[-2000:]
 
     port = free_port()
+    # To a file: a pipe nobody reads would block code-server once full.
+    log = (tmp_path / "code-server.log").open("wb")
     server = subprocess.Popen(
         [str(binary), "--bind-addr", f"127.0.0.1:{port}", "--auth", "none", *dirs, "--disable-telemetry",
          "--disable-update-check", "--disable-workspace-trust", "--disable-getting-started-override",
          "--disable-proxy", str(workspace)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
@@ -238,6 +225,44 @@ def test_vscode_ghost_text_and_rewrite_selection(
             except OSError:
                 assert time.monotonic() < deadline, "code-server did not answer /healthz"
                 time.sleep(0.3)
+        yield port, user
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_vscode_ghost_text_and_rewrite_selection(
+    code_server: Path,
+    vsix: Path,
+    tmp_path: Path,
+    filled_hole: FilledHole,
+    rewrites: tuple[Rewrite, Rewrite],
+):
+    hole = filled_hole
+    env = clean_env(tmp_path)
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    # The file lacks the character before the hole; the test types it (see vscode_e2e.mjs).
+    lines = hole.text.split("\n")
+    typed_char = lines[hole.line][hole.character - 1]
+    lines[hole.line] = lines[hole.line][: hole.character - 1] + lines[hole.line][hole.character :]
+    (workspace / "hole.py").write_text("\n".join(lines))
+    env.update(
+        DIFFGEM_GOTO=f"{hole.line + 1}:{hole.character}",
+        DIFFGEM_TYPE=typed_char,
+        DIFFGEM_LINE=str(hole.line),
+    )
+    changed, kept = rewrites
+    (workspace / "changed.py").write_text(changed.text)
+    (workspace / "kept.py").write_text(kept.text)
+    env["DIFFGEM_REWRITES"] = json.dumps(
+        {"changed": ["changed.py", *whole_lines(changed)], "kept": ["kept.py", *whole_lines(kept)]}
+    )
+    with running_vscode(code_server, vsix, tmp_path, env, TEST_SETTINGS) as (port, user):
         shot = tmp_path / "ghost-text.png"
         broken = tmp_path / "broken-diffgem-lsp"
         broken.write_text("#!/bin/sh\necho 'diffgem-lsp: cannot load model' >&2\nexit 3\n")
@@ -250,12 +275,6 @@ def test_vscode_ghost_text_and_rewrite_selection(
         )  # fmt: skip
         assert proc.stdout.strip(), proc.stderr[-3000:]
         result = json.loads(proc.stdout.strip().splitlines()[-1])
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
 
     assert not result.get("error"), result["error"] + "\n" + json.dumps(result)[:3000]
     # For the record (pytest -s): how long each "Rewrite selection" path took to apply or explain.
@@ -312,3 +331,79 @@ def test_vscode_ghost_text_and_rewrite_selection(
     for case in ("exits_at_start", "missing"):
         assert result[case]["matching"] == 1 and len(result[case]["toasts"]) == 1, result[case]
         assert result[case]["status_error"] is True, result[case]
+
+
+def test_vscode_live_drafts_fill_holes_repair_syntax_and_candidates(
+    code_server: Path, vsix: Path, tmp_path: Path, filled_hole: FilledHole, diffusion_actions
+):
+    """The diffusion-native features as a VS Code user meets them. With streamDrafts on, typing at a hole
+    draws the denoising canvases dimmed at the cursor until VS Code's ghost text replaces them. "Fill the
+    holes" from the refactor menu and the "Repair syntax" quick fix (after its squiggle) leave exactly the
+    server's answer in the editor; "Trigger Inline Suggestion" then Alt+] show each candidate of an
+    invoked request in the server's order, and Tab accepts the second (tests/editors/actions.py found each fixture)."""
+    from .actions import ACTION_SETTINGS
+
+    holes, repair, candidates = (
+        diffusion_actions.holes,
+        diffusion_actions.repair,
+        diffusion_actions.candidates,
+    )
+    # The fixtures exercise their paths: a fill and a repair that change the text, several candidates.
+    assert holes.after != holes.text and repair.after != repair.text
+    assert len(candidates.items) >= 2 and len(set(candidates.afters)) == len(candidates.afters)
+    hole = filled_hole
+    env = clean_env(tmp_path)
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    lines = hole.text.split("\n")  # without the character before the hole: the test types it
+    typed_char = lines[hole.line][hole.character - 1]
+    lines[hole.line] = lines[hole.line][: hole.character - 1] + lines[hole.line][hole.character :]
+    (workspace / "drafts.py").write_text("\n".join(lines))
+    (workspace / "holes.py").write_text(holes.text)
+    (workspace / "broken.py").write_text(repair.text)
+    (workspace / "candidates.py").write_text(candidates.text)
+    env["DIFFGEM_ACTIONS"] = json.dumps(
+        {
+            "drafts": {
+                "file": "drafts.py",
+                "line": hole.line,
+                "character": hole.character,
+                "type": typed_char,
+            },
+            "holes": holes.for_driver("holes.py"),
+            "repair": repair.for_driver("broken.py"),
+            "candidates": candidates.for_driver("candidates.py"),
+        }
+    )
+    settings = {**ACTION_SETTINGS, "streamDrafts": True}
+    with running_vscode(code_server, vsix, tmp_path, env, settings) as (port, _user):
+        proc = subprocess.run(
+            ["node", str(ACTIONS_DRIVER), str(code_server / "node_modules" / "playwright-core"),
+             f"http://127.0.0.1:{port}/?folder={workspace}"],
+            env=env, capture_output=True, text=True, timeout=480,
+        )  # fmt: skip
+        assert proc.stdout.strip(), proc.stderr[-3000:]
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not result.get("error"), result["error"] + "\n" + json.dumps(result)[:3000]
+    print("vscode actions:", json.dumps(result["steps"]))
+
+    # Live refinement: drafts drawn while denoising (dimmed, italic), none left once the answer shows.
+    drafts = result["drafts"]
+    assert drafts["seen"], drafts
+    assert all(float(d["opacity"]) < 1 and d["italic"] == "italic" for d in drafts["seen"]), drafts
+    assert drafts["ghost"] and drafts["ghost"].strip(), drafts
+    assert drafts["left"] == [], drafts
+
+    # "Fill the holes" (refactor menu) and "Repair syntax" (quick fix): exactly the server's edit.
+    for action, done in ((holes, result["holes"]), (repair, result["repair"])):
+        assert done["listed"] is True, done
+        assert "\n".join(done["before"]) == action.text, done
+        assert "\n".join(done["after"]) == action.after, done
+        assert not [t for t in done["toasts"] if t.startswith(OUTCOME_PREFIX)], done
+    assert result["repair"]["squiggle"] is True, result["repair"]
+
+    # K candidates: each one shown in turn (the server's order), the second accepted.
+    cycled = result["candidates"]
+    assert cycled["shown"] == list(candidates.items), cycled
+    assert cycled["wrapped"] is True and cycled["accepting"] == candidates.items[1], cycled
+    assert "\n".join(cycled["after"]) == candidates.afters[1] != candidates.text, cycled

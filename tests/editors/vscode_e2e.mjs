@@ -5,6 +5,7 @@
 // would so that VS Code sends an automatic inline completion request; DIFFGEM_LINE is the 0-based line.
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
+import { gotoLine, lineTexts, openFile, runCommand, waitForDiffgem } from './vscode_lib.mjs';
 
 const [playwrightDir, url, screenshot, settingsFile, brokenServer] = process.argv.slice(2);
 const require = createRequire(playwrightDir + '/');
@@ -12,54 +13,6 @@ const { chromium } = require('playwright-core');
 
 const result = { steps: [] };
 const step = (name) => result.steps.push([name, Math.round(performance.now())]);
-
-async function lineTexts(page) {
-  // Visible editor lines in document order (`top` of each .view-line), spaces normalised.
-  return page.$$eval('.editor-instance .monaco-editor .view-lines .view-line', (nodes) =>
-    nodes
-      .map((n) => [parseFloat(n.style.top) || 0, n.textContent.replace(/\u00a0/g, ' ')])
-      .sort((a, b) => a[0] - b[0])
-      .map((pair) => pair[1]),
-  );
-}
-
-async function openFile(page, name) {
-  // Click it in the Explorer (no file search involved, which is slow to warm up on a busy machine);
-  // retry, since a click during a re-render of the tree can miss.
-  const isActive = () =>
-    page.evaluate((n) => Boolean(document.querySelector('.tab.active')?.textContent?.includes(n)), name);
-  for (let attempt = 0; attempt < 5 && !(await isActive()); attempt++) {
-    await page.locator('.explorer-folders-view .monaco-list-row', { hasText: name }).first().click();
-    await page.waitForTimeout(1000);
-  }
-  await page.waitForFunction((n) => document.querySelector('.tab.active')?.textContent?.includes(n), name);
-  await page.waitForSelector('.editor-instance .monaco-editor .view-line');
-  await page.locator('.editor-instance .monaco-editor .view-lines').first().click(); // focus the editor
-}
-
-async function gotoLine(page, spec) {
-  await page.keyboard.press('Control+G');
-  await page.waitForSelector('.quick-input-widget .quick-input-box input', { state: 'visible' });
-  await page.keyboard.type(spec, { delay: 20 });
-  await page.keyboard.press('Enter');
-  await page.waitForTimeout(200);
-}
-
-async function runCommand(page, title) {
-  await page.keyboard.press('F1');
-  await page.waitForSelector('.quick-input-widget .quick-input-box input', { state: 'visible' });
-  await page.keyboard.type(title, { delay: 10 });
-  await page.waitForTimeout(500);
-  await page.keyboard.press('Enter');
-}
-
-async function waitForDiffgem(page, state, timeout) {
-  await page.waitForFunction(
-    (label) => [...document.querySelectorAll('[aria-label]')].some((n) => n.getAttribute('aria-label') === label),
-    `diffgem ${state}`,
-    { timeout },
-  );
-}
 
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',

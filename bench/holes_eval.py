@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.eval_common import header, load_engine, write_report  # noqa: E402
 from diffgem_lsp.canvas.languages import parse  # noqa: E402
 from diffgem_lsp.canvas.multihole import (  # noqa: E402
     MultiHoleCanvas,
@@ -122,53 +121,49 @@ def canvas_of(case: Case) -> MultiHoleCanvas | None:
 
 
 def fill_jointly(engine, canvas: MultiHoleCanvas, settings) -> tuple[list[str], int]:
-    """One denoising pass: hole 0's free positions, the segment between the holes pinned, hole 1's
-    free positions, then free EOS padding (MultiHoleCanvas's documented layout)."""
-    import torch
-    from diffgem_model.engine import GenerateParams
-    from diffgem_model.sampler import denoise
+    """One denoising pass: the wire's multi-hole request (model/multihole.py), the layout
+    MultiHoleCanvas.request() documents. A unit whose segments do not fit fills nothing."""
+    from diffgem_model.multihole import generate_holes
 
-    prompt = engine.build_prompt(GenerateParams(prefix=canvas.prefix, suffix=canvas.suffix))
-    (segment,) = canvas.segments
-    # Token healing, as fim_prompt does for the prefix: a segment ending in indentation pins all but
-    # its last space, which byte-level BPE attaches to the fill's first word.
-    healed = " " if segment.endswith(" ") else ""
-    seg_ids = engine.tokenizer(
-        segment[: len(segment) - len(healed)], add_special_tokens=False
-    ).input_ids
-    size = engine.canvas_length
-    budget = (size - len(seg_ids) - 1) // 2
-    if budget < 2:
-        return ["", ""], 0
-    pinned = {budget + k: t for k, t in enumerate(seg_ids)}
-    cache, _ = engine.prompt_cache.encode(prompt.ids)
-    with torch.no_grad():  # as Engine.generate: no autograd graph for inference
-        result = denoise(
-            engine.model,
-            cache,
-            canvas_length=size,
-            settings=settings,
-            generator=torch.Generator(device=engine.model.device).manual_seed(0),
-            pinned=pinned,
-            eos_ids=engine.eos_ids,
-        )
-    second = budget + len(seg_ids)
-    spans = [
-        (result.canvas[:budget], prompt.healed),
-        (result.canvas[second : second + budget], healed),
-    ]
-    fills = []
-    for ids, heal in spans:
-        kept, _ = engine._until_eos(ids)
-        fills.append(engine._heal(engine._decode(kept), heal))
-    return fills, result.forwards
+    from diffgem_protocol import GenerateParams
+
+    result = generate_holes(
+        engine,
+        GenerateParams(
+            prefix=canvas.prefix,
+            suffix=canvas.suffix,
+            segments=canvas.segments,
+            hole_tokens=canvas.max_tokens,
+            sampler=settings,
+        ),
+    )
+    return (list(result.fills) if result.fills is not None else [""] * len(canvas.holes)), (
+        result.forwards
+    )
 
 
-def fill_one_at_a_time(engine, canvas: MultiHoleCanvas, settings) -> tuple[list[str], int]:
+def fill_jointly_then_alone(engine, canvas: MultiHoleCanvas, settings) -> tuple[list[str], int]:
+    """What the server does (edit_pipelines.fill_holes): the joint pass, then a plain infill for each
+    hole whose joint fill the post-processing rejected."""
+    fills, forwards = fill_jointly(engine, canvas, settings)
+    kept = postprocess_multihole(canvas, list(fills)).filled
+    for i in range(len(canvas.holes)):
+        if not kept[i]:
+            alone, spent = fill_one_at_a_time(engine, canvas, settings, only=i)
+            fills[i], forwards = alone[i], forwards + spent
+    return fills, forwards
+
+
+def fill_one_at_a_time(
+    engine, canvas: MultiHoleCanvas, settings, only: int | None = None
+) -> tuple[list[str], int]:
     from diffgem_model.engine import GenerateParams
 
     fills, forwards = [], 0
-    for hole in canvas.holes:
+    for i, hole in enumerate(canvas.holes):
+        if only is not None and i != only:
+            fills.append("")
+            continue
         result = engine.generate(
             GenerateParams(
                 prefix=canvas.text[: hole.start],
@@ -219,14 +214,17 @@ def markdown(report: dict) -> str:
     out = [
         "# Multi-hole benchmark",
         "",
-        f"`{report['command']}` on {report['machine']}; checkpoint: {report['model']}.",
+        f"`{report['command']}` on {report['machine']} (load average {report['load_average']}"
+        f" at the start); checkpoint: {report['model']}.",
         "",
         "Two single-line statements of one function (adjacent, or one statement apart) are replaced by the",
         "language's placeholder (`raise NotImplementedError`, `throw new Error('TODO');`); files from",
         "bench/corpus and examples/",
         "(held out). *Jointly*: one canvas, the code between the holes pinned. *One at a time*: a plain",
-        "infill per hole with the other placeholder in place. Both go through the server's",
-        "post-processing (postprocess_multihole: cut, parse no worse); the document is judged after it.",
+        "infill per hole with the other placeholder in place. *Jointly, then alone*: what the server's",
+        "Fill the holes does — the joint canvas, then a plain infill for each hole whose joint fill was",
+        "rejected. All go through the server's post-processing (postprocess_multihole: cut, parse no",
+        "worse); the document is judged after it.",
         "",
         "| method | language | cases | file parses | holes filled | hole exact | both exact | forwards | ms |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -249,20 +247,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench/holes_results")
     args = parser.parse_args()
 
-    import torch
-    from diffgem_model.engine import Engine
-    from diffgem_model.worker import with_checkpoint_schedule
-
-    from diffgem_lsp.pipelines import sampler_settings
-    from diffgem_lsp.settings import Settings
-
-    torch.set_num_threads(args.threads)
-    engine = Engine.load(device="cpu")
-    # What the server sends for a code action (pipelines.sampler_settings on the default settings),
-    # with the checkpoint's temperature schedule as the worker applies it.
-    settings = with_checkpoint_schedule(
-        sampler_settings(Settings(), automatic=False), engine.sampler_defaults()
-    )
+    engine, settings = load_engine(args.threads)  # the server's code-action sampler
     pairs = []
     wanted = set(filter(None, args.languages.split(",")))
     for path in corpus_files():
@@ -280,7 +265,11 @@ def main() -> None:
         mine = [p for p in pairs if p[0].language == language]
         picked += mine[:: max(1, len(mine) // share)][:share]
     pairs = picked
-    methods = {"jointly (one canvas)": fill_jointly, "one at a time": fill_one_at_a_time}
+    methods = {
+        "jointly (one canvas)": fill_jointly,
+        "one at a time": fill_one_at_a_time,
+        "jointly, then alone (server)": fill_jointly_then_alone,
+    }
     rows: dict[str, list[dict]] = {m: [] for m in methods}
     examples: list[dict] = []
     for case, canvas in pairs:
@@ -294,10 +283,7 @@ def main() -> None:
                 examples.append(
                     {"path": case.path, "method": name, "truths": case.truths, "fills": fills}
                 )
-    report: dict = {
-        "command": "python bench/holes_eval.py " + " ".join(sys.argv[1:]),
-        "machine": f"{platform.machine()} CPU, {args.threads} thread(s)",
-        "model": engine.description,
+    report: dict = header("holes_eval.py", args.threads, engine) | {
         "methods": {},
         "examples": examples,
     }
@@ -306,9 +292,7 @@ def main() -> None:
         for language in sorted({r["language"] for r in method_rows}):
             table[language] = summarize([r for r in method_rows if r["language"] == language])
         report["methods"][name] = table
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(args.out, report, markdown)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
-import platform
 import random
 import re
 import statistics
@@ -24,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.eval_common import header, load_engine, write_report  # noqa: E402
 from diffgem_lsp.canvas.repair import (  # noqa: E402
     build_repair_canvases,
     check_repair,
@@ -214,22 +213,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench/repair_results")
     args = parser.parse_args()
 
-    import torch
-    from diffgem_model.engine import Engine
-    from diffgem_model.worker import with_checkpoint_schedule
-
-    from diffgem_lsp.pipelines import sampler_settings
-    from diffgem_lsp.settings import Settings
-
-    torch.set_num_threads(args.threads)
     rng = random.Random(0)
     cases = [c for path in corpus_files() for c in break_file(path, rng, args.per_file)]
-    engine = Engine.load(device="cpu")
-    # What the server sends for a code action (pipelines.sampler_settings on the default settings),
-    # with the checkpoint's temperature schedule as the worker applies it.
-    settings = with_checkpoint_schedule(
-        sampler_settings(Settings(), automatic=False), engine.sampler_defaults()
-    )
+    engine, settings = load_engine(args.threads)  # the server's code-action sampler
     t0 = time.perf_counter()
     repaired, forwards = [], []
     for case in cases:
@@ -243,10 +229,7 @@ def main() -> None:
         "baseline: do nothing": [c.broken for c in cases],
     }
     languages = sorted({c.language for c in cases})
-    report: dict = {
-        "command": "python bench/repair_eval.py " + " ".join(sys.argv[1:]),
-        "machine": f"{platform.machine()} CPU, {args.threads} thread(s)",
-        "model": engine.description,
+    report: dict = header("repair_eval.py", args.threads, engine) | {
         "seeds": args.seeds,
         "seconds": seconds,
         "forwards_per_case": statistics.median(forwards) if forwards else 0.0,
@@ -275,9 +258,7 @@ def main() -> None:
         }
         for c, d in list(zip(cases, repaired, strict=True))[:40]
     ]
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(args.out, report, markdown)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from . import EMBEDDED_CHECKPOINT
 from .checkpoint import LoadedCheckpoint, load_checkpoint
 from .fast_decoder import LeanDecoder, lean_unsupported
 from .fast_encoder import LeanEncoder
+from .incremental_tokens import IncrementalTokenizer
 from .layouts import LAYOUTS, Prompt
 from .memory import prompt_cache_budget
 from .prompt_cache import CacheStats, PromptCache, crop_to
@@ -50,6 +51,8 @@ class Engine:
         if eos is None:
             eos = self.tokenizer.eos_token_id
         self.eos_ids: tuple[int, ...] = tuple(eos) if isinstance(eos, list) else (eos,)
+        # A keystroke changes a few characters of a file: re-tokenise only around them (identical ids).
+        self.incremental = IncrementalTokenizer(self.tokenizer)
         # The lean CPU decoder step where it is proven equal to HF's forward (tests/unit/
         # test_fast_decoder.py); elsewhere HF's forward, which stays the reference.
         self.lean_unsupported = lean_unsupported(self.model)
@@ -90,12 +93,14 @@ class Engine:
         )
 
     def build_prompt(self, params: GenerateParams) -> Prompt:
+        extra = {"encode": self.incremental.encode} if self.layout == "fim" else {}
         return LAYOUTS[self.layout](
             self.tokenizer,
             params.prefix,
             params.suffix,
             canvas_length=self.canvas_length,
             old_text=params.old_text,
+            **extra,
         )
 
     @torch.no_grad()

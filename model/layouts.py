@@ -64,20 +64,22 @@ def fim_prompt(
     old_text: str | None = None,
     max_prefix_tokens: int = 320,
     max_suffix_tokens: int = 160,
+    encode: Callable[[str], list[int]] | None = None,
 ) -> Prompt:
     """`<bos><fim_suffix>suffix<fim_prefix>prefix<fim_middle>`; the canvas is the middle padded with EOS.
 
     Suffix first: typing at the cursor only appends to the encoded text, so the KV cache of everything
-    before it stays valid (ARCHITECTURE.md, "Prompt layouts").
+    before it stays valid (ARCHITECTURE.md, "Prompt layouts"). `encode` (text -> ids, default the
+    tokenizer's own) lets the engine reuse the last keystroke's tokens (incremental_tokens.py).
     """
+    if encode is None:
+        encode = lambda text: tokenizer(text, add_special_tokens=False).input_ids  # noqa: E731
     vocab = tokenizer.get_vocab()
     healed = ""
     if old_text is None and prefix.endswith(" "):
         prefix, healed = prefix[:-1], " "
-    suffix_ids = tokenizer(suffix, add_special_tokens=False).input_ids[:max_suffix_tokens]
-    prefix_ids = _trim_front(
-        tokenizer(prefix, add_special_tokens=False).input_ids, max_prefix_tokens
-    )
+    suffix_ids = encode(suffix)[:max_suffix_tokens]
+    prefix_ids = _trim_front(encode(prefix), max_prefix_tokens)
     ids = (
         [tokenizer.bos_token_id, vocab["<fim_suffix>"]]
         + suffix_ids

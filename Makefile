@@ -36,6 +36,8 @@ bench: $(STAMP)
 	$(PY) bench/soak.py  # typing soak: every request answered once, RSS (bench/soak.json)
 	$(PY) bench/repair_eval.py  # syntax repair rate vs baselines (bench/repair_results.md)
 	$(PY) bench/holes_eval.py  # holes filled jointly vs one at a time (bench/holes_results.md)
+	$(PY) bench/candidates_bench.py  # K candidates: sequential vs one batched denoise (bench/candidates_results.md)
+	$(PY) bench/context_eval.py  # repository-context gain on held-out packages (bench/context_results_validation.md)
 	$(PY) bench/cache_eval.py  # typing replay: requests answered from the cache (bench/cache_results.md)
 	$(PY) bench/backends.py  # 3 windows on the shared daemon vs 1; vLLM backend overhead (bench/backends.md)
 

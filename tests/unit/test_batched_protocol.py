@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import diffgem_protocol as P
 
@@ -116,3 +117,46 @@ def test_a_real_worker_answers_batched_candidates_and_every_hole():
 
     refused = P.GenerationResult.from_message(answers[3]["result"])
     assert refused.fills is None and refused.forwards == 0 and "positions per hole" in refused.text
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_checkpoint):
+    from diffgem_model.engine import Engine
+
+    return Engine.load(tiny_checkpoint, device="cpu")
+
+
+def test_batched_entropy_rule_keeps_pins_and_stops_on_cancel(engine):
+    from diffgem_model.candidates import denoise_batch
+    from diffgem_model.sampler import DenoiseCancelled
+
+    prompt = engine.build_prompt(P.GenerateParams(prefix="x = (", suffix=")\n"))
+    cache, _ = engine.prompt_cache.encode(prompt.ids)
+    settings = P.SamplerSettings(rule="entropy", max_steps=4, stop_entropy=0.0)
+    eos = engine.eos_ids[0]
+    canvas, logprob, forwards = denoise_batch(
+        engine.model,
+        cache,
+        rows=3,
+        canvas_length=engine.canvas_length,
+        settings=settings,
+        generator=torch.Generator().manual_seed(0),
+        eos_id=eos,
+        lengths=[2, None, 5],
+        pinned={0: 7},
+    )
+    assert canvas.shape == (3, engine.canvas_length) and forwards == 4  # no early stop asked
+    assert canvas[:, 0].tolist() == [7, 7, 7]  # a pinned token in every row
+    assert (canvas[0, 2:] == eos).all() and (canvas[2, 5:] == eos).all()  # per-row lengths
+    assert bool((logprob <= 0).all())
+    with pytest.raises(DenoiseCancelled):
+        denoise_batch(
+            engine.model,
+            cache,
+            rows=2,
+            canvas_length=engine.canvas_length,
+            settings=settings,
+            generator=torch.Generator().manual_seed(0),
+            eos_id=eos,
+            should_stop=lambda: True,
+        )

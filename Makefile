@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) bench/context_eval.py  # repository-context gain on held-out packages (bench/context_results_validation.md)
 	$(PY) bench/cache_eval.py  # typing replay: requests answered from the cache (bench/cache_results.md)
 	$(PY) bench/backends.py  # 3 windows on the shared daemon vs 1; vLLM backend overhead (bench/backends.md)
+	nice -n 10 $(PY) bench/drafts_bench.py  # streamDrafts on vs off: keystroke -> final ghost (bench/drafts.md)
 
 # Builds model/data (PyPI/npm/Debian sources at the locked versions) on first use; test split, shipped sampler.
 eval: $(STAMP)

@@ -2,16 +2,9 @@
 ;; Environment: DIFFGEM_LSP (server), DIFFGEM_EMACS_OUT (JSON path), DIFFGEM_HOLE ("line,col", 0-based),
 ;; DIFFGEM_REWRITES (JSON list of {text, start, end}: each text is rewritten on that selection),
 ;; DIFFGEM_EMACS_CASE ("session" or "startup").  tests/editors/test_emacs.py asserts on the JSON.
+(load (expand-file-name "emacs_driver_common.el" (file-name-directory load-file-name)) nil t)
 (require 'eglot)
-(require 'json)
 (require 'diffgem)
-
-(defvar driver-out (make-hash-table :test #'equal))
-(defvar driver-messages nil)
-(defun driver-put (key value) (puthash key value driver-out))
-(advice-add 'message :after
-            (lambda (fmt &rest args)
-              (when fmt (push (apply #'format-message fmt args) driver-messages))))
 
 (setq diffgem-server-path (getenv "DIFFGEM_LSP")
       diffgem-settings (json-parse-string (getenv "DIFFGEM_SETTINGS") :object-type 'plist)
@@ -19,57 +12,16 @@
       eglot-sync-connect t
       jsonrpc-default-request-timeout 90) ; the first model call can take seconds on a busy CPU
 
-(defun driver-finish ()
-  (driver-put "messages" (vconcat (reverse driver-messages)))
-  (with-temp-file (getenv "DIFFGEM_EMACS_OUT")
-    (insert (json-encode driver-out))))
-
-(defun driver-wait (pred seconds)
-  (let ((deadline (+ (float-time) seconds)))
-    (while (and (not (funcall pred)) (< (float-time) deadline))
-      (accept-process-output nil 0.05))
-    (funcall pred)))
-
 (defun driver-connect ()
   "Connect eglot the way `eglot-ensure' does, through `eglot-server-programs'."
   (apply #'eglot--connect (eglot--guess-contact)))
 
-(defun driver-rewrites ()
-  "DIFFGEM_REWRITES: a JSON list of {text, start: [line, col], end: [line, col]} (0-based, ASCII)."
-  (append (json-parse-string (getenv "DIFFGEM_REWRITES") :object-type 'plist) nil))
-
-(defun driver-point (line-col)
-  (goto-char (point-min))
-  (forward-line (aref line-col 0))
-  (forward-char (aref line-col 1))
-  (point))
-
-(defun driver-rewrite (sample)
-  "Put SAMPLE's text in the buffer, rewrite its selection; what happened, as an alist."
-  (erase-buffer)
-  (insert (plist-get sample :text))
-  (let* ((beg (driver-point (plist-get sample :start)))
-         (end (driver-point (plist-get sample :end)))
-         (tick (buffer-chars-modified-tick))
-         (before (buffer-string))
-         (actions (eglot-code-actions beg end "refactor.rewrite"))
-         (seen (length driver-messages)))
-    (diffgem-rewrite-region beg end)
-    ;; "diffgem: rewriting..." comes first; wait for the edit or the outcome.
-    (driver-wait (lambda () (or (/= tick (buffer-chars-modified-tick))
-                                (cl-some (lambda (m) (or (string-prefix-p "diffgem: the model" m)
-                                                         (string-prefix-p "diffgem: rewrite failed" m)))
-                                         (butlast driver-messages seen))))
-                 120)
-    (driver-wait (lambda () nil) 0.3)
-    (list (cons "before" before)
-          (cons "code_actions"
-                (vconcat (mapcar (lambda (a) (list (cons "title" (plist-get a :title))
-                                                   (cons "kind" (plist-get a :kind))
-                                                   (cons "has_command" (and (plist-get a :command) t))))
-                                 actions)))
-          (cons "after" (buffer-string))
-          (cons "messages" (vconcat (reverse (butlast driver-messages seen)))))))
+;; eglot's listing of the selection's actions, recorded beside each rewrite.
+(defun driver-listed (beg end)
+  (vconcat (mapcar (lambda (a) (list (cons "title" (plist-get a :title))
+                                     (cons "kind" (plist-get a :kind))
+                                     (cons "has_command" (and (plist-get a :command) t))))
+                   (eglot-code-actions beg end "refactor.rewrite"))))
 
 (defun driver-session ()
   (let* ((hole (mapcar #'string-to-number (split-string (getenv "DIFFGEM_HOLE") ",")))
@@ -95,7 +47,8 @@
       (driver-put "before_completion" before)
       (driver-put "after_completion" (buffer-string)))
     ;; "Rewrite selection" on each sample's region through diffgem-rewrite-region (eglot-code-actions).
-    (driver-put "rewrites" (vconcat (mapcar #'driver-rewrite (driver-rewrites))))
+    (driver-put "rewrites" (vconcat (mapcar (lambda (sample) (driver-rewrite sample #'driver-listed))
+                                            (driver-rewrites))))
     ;; eglot 1.9 waits only 1.5 s for the shutdown response; the server stops its worker first.
     (eglot-shutdown server nil 15)))
 
@@ -111,5 +64,5 @@
       (setq command-line-args-left nil)
       (if (equal (getenv "DIFFGEM_EMACS_CASE") "startup") (driver-startup) (driver-session)))
   (error (driver-put "error" (error-message-string err))))
-(driver-finish)
+(driver-write)
 (kill-emacs 0)

@@ -1,7 +1,7 @@
 ;;; emacs_lspmode_driver.el --- drive lsp-mode + diffgem.el in `emacs --batch'; results as JSON  -*- lexical-binding: t; -*-
 ;; Same environment as emacs_driver.el (DIFFGEM_LSP, DIFFGEM_SETTINGS, DIFFGEM_EMACS_OUT, DIFFGEM_HOLE).
+(load (expand-file-name "emacs_driver_common.el" (file-name-directory load-file-name)) nil t)
 (require 'lsp-mode)
-(require 'json)
 (require 'diffgem)
 
 (setq lsp-auto-guess-root t
@@ -19,18 +19,12 @@
 (setq diffgem-server-path (getenv "DIFFGEM_LSP")
       diffgem-settings (json-parse-string (getenv "DIFFGEM_SETTINGS") :object-type 'plist))
 
-(defvar driver-out (make-hash-table :test #'equal))
-(defun driver-put (key value) (puthash key value driver-out))
-
 (condition-case err
     (let ((hole (mapcar #'string-to-number (split-string (getenv "DIFFGEM_HOLE") ","))))
       (find-file (car command-line-args-left))
       (setq command-line-args-left nil)
       (lsp)
-      (let ((deadline (+ (float-time) 60)))
-        (while (and (< (float-time) deadline)
-                    (not (equal (plist-get diffgem-status :state) "ready")))
-          (accept-process-output nil 0.05)))
+      (driver-wait (lambda () (equal (plist-get diffgem-status :state) "ready")) 60)
       (driver-put "servers" (vconcat (mapcar (lambda (w) (symbol-name (lsp--client-server-id (lsp--workspace-client w))))
                                              (lsp-workspaces))))
       (driver-put "status" (plist-get diffgem-status :state))
@@ -43,5 +37,5 @@
         (completion-at-point))
       (driver-put "after_completion" (buffer-string)))
   (error (driver-put "error" (error-message-string err))))
-(with-temp-file (getenv "DIFFGEM_EMACS_OUT") (insert (json-encode driver-out)))
+(driver-write)
 (kill-emacs 0)

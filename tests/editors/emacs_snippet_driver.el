@@ -5,21 +5,9 @@
 ;;   "lspmode": lsp-mode snippet; completion at DIFFGEM_HOLE, then diffgem-rewrite-region on each
 ;;              of DIFFGEM_REWRITES (JSON list of {text, start: [line, col], end: [line, col]}, 0-based).
 ;; Run with `emacs -Q --batch' (no site-lisp, no package activation), as the issue's user did.
-(require 'json)
+(load (expand-file-name "emacs_driver_common.el" (file-name-directory load-file-name)) nil t)
 
-(defvar driver-out (make-hash-table :test #'equal))
-(defvar driver-messages nil)
 (defvar driver-errors nil)
-(defun driver-put (key value) (puthash key value driver-out))
-(advice-add 'message :after
-            (lambda (fmt &rest args)
-              (when fmt (push (apply #'format-message fmt args) driver-messages))))
-
-(defun driver-wait (pred seconds)
-  (let ((deadline (+ (float-time) seconds)))
-    (while (and (not (funcall pred)) (< (float-time) deadline))
-      (accept-process-output nil 0.05))
-    (funcall pred)))
 
 (defun driver-command-loop ()
   "What the command loop does after a command: `post-command-hook', errors reported, not raised."
@@ -67,43 +55,13 @@
     (let ((completion-styles '(basic partial-completion emacs22)))
       (completion-at-point))
     (driver-put "after_completion" (buffer-string)))
-  (driver-put "rewrites" (vconcat (mapcar #'driver-rewrite
-                                          (append (json-parse-string (getenv "DIFFGEM_REWRITES")
-                                                                     :object-type 'plist)
-                                                  nil)))))
-
-(defun driver-point (line-col)
-  (goto-char (point-min))
-  (forward-line (aref line-col 0))
-  (forward-char (aref line-col 1))
-  (point))
-
-(defun driver-rewrite (sample)
-  "Put SAMPLE's text (plist :text :start :end) in the buffer and rewrite its selection."
-  (erase-buffer)
-  (insert (plist-get sample :text))
-  (let* ((beg (driver-point (plist-get sample :start)))
-         (end (driver-point (plist-get sample :end)))
-         (tick (buffer-chars-modified-tick))
-         (before (buffer-string))
-         (seen (length driver-messages)))
-    (diffgem-rewrite-region beg end)
-    (driver-wait (lambda () (or (/= tick (buffer-chars-modified-tick))
-                                (cl-some (lambda (m) (or (string-prefix-p "diffgem: the model" m)
-                                                         (string-prefix-p "diffgem: rewrite failed" m)))
-                                         (butlast driver-messages seen))))
-                 120)
-    (driver-wait (lambda () nil) 0.3)
-    (list (cons "before" before)
-          (cons "after" (buffer-string))
-          (cons "messages" (vconcat (reverse (butlast driver-messages seen)))))))
+  (driver-put "rewrites" (vconcat (mapcar #'driver-rewrite (driver-rewrites)))))
 
 (condition-case err
     (if (equal (getenv "DIFFGEM_EMACS_CASE") "missing") (driver-missing) (driver-lspmode))
   (error (push (format "driver: %S" err) driver-errors)))
-(driver-put "messages" (vconcat (reverse driver-messages)))
 (driver-put "errors" (vconcat (reverse driver-errors)))
 (driver-put "warnings" (let ((buffer (get-buffer "*Warnings*")))
                          (if buffer (with-current-buffer buffer (buffer-string)) "")))
-(with-temp-file (getenv "DIFFGEM_EMACS_OUT") (insert (json-encode driver-out)))
+(driver-write)
 (kill-emacs 0)

@@ -375,6 +375,9 @@ def test_vscode_live_drafts_fill_holes_repair_syntax_and_candidates(
             "candidates": candidates.for_driver("candidates.py"),
         }
     )
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    env["DIFFGEM_SHOTS"] = str(shots)
     settings = {**ACTION_SETTINGS, "streamDrafts": True}
     with running_vscode(code_server, vsix, tmp_path, env, settings) as (port, _user):
         proc = subprocess.run(
@@ -407,3 +410,6 @@ def test_vscode_live_drafts_fill_holes_repair_syntax_and_candidates(
     assert cycled["shown"] == list(candidates.items), cycled
     assert cycled["wrapped"] is True and cycled["accepting"] == candidates.items[1], cycled
     assert "\n".join(cycled["after"]) == candidates.afters[1] != candidates.text, cycled
+    if os.environ.get("DIFFGEM_UPDATE_SCREENSHOT") == "1":
+        for name in ("fill-the-holes-menu", "candidates"):
+            shutil.copyfile(shots / f"{name}.png", SCREENSHOT.with_name(f"{name}.png"))

@@ -7,7 +7,8 @@
 //     (Ctrl+Shift+R) / quick-fix menu (Ctrl+.) at that position, until the text changes.
 //   candidates: {file, line, character}: "Trigger Inline Suggestion" asks there; Alt+] shows each next
 //     candidate; Tab accepts the second one.
-// DIFFGEM_ONLY=candidates skips to the candidates (for debugging that part alone).
+// DIFFGEM_ONLY=candidates skips to the candidates (for debugging that part alone). DIFFGEM_SHOTS: a folder
+// for screenshots (the refactor menu listing "Fill the holes"; the second candidate's ghost text).
 import { createRequire } from 'node:module';
 import { ghostText, gotoLine, lineTexts, openFile, pickAction, runCommand, until, waitForDiffgem } from './vscode_lib.mjs';
 
@@ -18,6 +19,9 @@ const specs = JSON.parse(process.env.DIFFGEM_ACTIONS);
 const result = { steps: [] };
 const step = (name) => result.steps.push([name, Math.round(performance.now())]);
 const at = (spec) => `${spec.line + 1}:${spec.character + 1}`;
+const shot = async (page, name) => {
+  if (process.env.DIFFGEM_SHOTS) await page.screenshot({ path: `${process.env.DIFFGEM_SHOTS}/${name}.png` });
+};
 
 // Every draft the editor draws: the extension's `after` decoration (src/drafts.ts), whose text is the
 // CSS content of a `ced-…` class (VS Code's decoration class names). Recorded on each DOM change, so
@@ -47,6 +51,10 @@ async function codeAction(page, spec, menuKey) {
   }
   await gotoLine(page, at(spec));
   await page.keyboard.press(menuKey);
+  if (spec.title === 'Fill the holes') {
+    await page.waitForSelector(`.action-widget :text("${spec.title}")`, { timeout: 30000 }).catch(() => {});
+    await shot(page, 'fill-the-holes-menu');
+  }
   rec.listed = await pickAction(page, spec.title, 30000);
   const before = JSON.stringify(rec.before);
   const started = Date.now();
@@ -125,6 +133,7 @@ try {
   rec.wrapped = await until(page, async () => ((await ghostText(page)) === rec.shown[0] ? true : null), 15000);
   await page.keyboard.press('Alt+BracketRight');
   rec.accepting = await until(page, async () => ((await ghostText(page)) === rec.shown[1] ? rec.shown[1] : null), 15000);
+  await shot(page, 'candidates');
   await page.keyboard.press('Tab');
   const before = JSON.stringify(rec.before);
   await until(page, async () => ((JSON.stringify(await lineTexts(page)) !== before) ? true : null), 15000);

@@ -14,9 +14,11 @@ import statistics
 import sysconfig
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+import diffgem_model  # noqa: F401  (before torch: OMP_WAIT_POLICY, as in the worker)
 import torch
 import torch.nn.functional as F
 from diffgem_model.compat import with_cache
@@ -219,7 +221,9 @@ def profile_request(engine: Engine, params: GenerateParams, out: Path, label: st
     """torch.profiler over one warm request: where its wall time goes, by kind of work."""
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    engine.generate(params)  # warm: the prompt is cached, the next request re-encodes one token
+    # Warm, as a keystroke finds it: the request before had one character less at the cursor (its
+    # prompt is cached and its text tokenised), so this one re-encodes and re-tokenises what changed.
+    engine.generate(replace(params, prefix=params.prefix[:-1]))
     with _labelled(engine), profile(activities=[ProfilerActivity.CPU]) as prof:
         with record_function("request"):
             result = engine.generate(params)

@@ -23,22 +23,41 @@ import typing_replay  # noqa: E402
 TYPING_CONFIGS: dict[str, tuple[dict, dict[str, str], float | None]] = {
     "default": ({}, {}, None),
     "default, a key every 150 ms": ({}, {}, 150.0),
-    "HF forward (DIFFGEM_LEAN_DECODER=0)": ({}, {"DIFFGEM_LEAN_DECODER": "0"}, None),
-    "2 intra-op threads (DIFFGEM_THREADS=2)": ({}, {"DIFFGEM_THREADS": "2"}, None),
+    "whole-file tokenising (DIFFGEM_INCREMENTAL_TOKENS=0)": (
+        {},
+        {"DIFFGEM_INCREMENTAL_TOKENS": "0"},
+        None,
+    ),
+    "1 intra-op thread (DIFFGEM_THREADS=1)": ({}, {"DIFFGEM_THREADS": "1"}, None),
+    "spinning OpenMP waits (OMP_WAIT_POLICY=ACTIVE)": ({}, {"OMP_WAIT_POLICY": "ACTIVE"}, None),
     "fixed 60 ms debounce (the old default)": (
         {"adaptiveDebounce": False, "debounceMs": 60},
         {},
         None,
     ),
+    "commit threshold 0.7": ({"confidenceThreshold": 0.7}, {}, None),
+    "HF forward (DIFFGEM_LEAN_DECODER=0)": ({}, {"DIFFGEM_LEAN_DECODER": "0"}, None),
 }
 
 
-async def run_speed(out_dir: Path = BENCH, lines_per_file: int = 2, chars: int = 8) -> dict:
+async def run_speed(
+    out_dir: Path = BENCH, lines_per_file: int = 2, chars: int = 8, only: str = ""
+) -> dict:
+    """Every section, or with `only="typing"` the typing rows alone (the other sections are kept from
+    the last bench/speed.json, each beside the load average it was taken under)."""
     results: dict = {"machine": f"{platform.processor() or platform.machine()}"}
-    print("floor: matmuls, HF vs lean step, profiles …", flush=True)
-    results["floor"] = floor.measure(out_dir)
-    print("steps: commit threshold vs exact match …", flush=True)
-    results["steps"] = steps.measure_steps()
+    if only:
+        results = json.loads((out_dir / "speed.json").read_text())
+        # The kept floor rows were measured at 1 and 2 threads: compare steps at today's worker count.
+        results["floor"]["worker_threads"] = floor.default_threads()
+    if only in ("", "floor"):
+        print("floor: matmuls, HF vs lean step, profiles …", flush=True)
+        results["floor"] = floor.measure(out_dir)
+    if only == "":
+        print("steps: commit threshold vs exact match …", flush=True)
+        results["steps"] = steps.measure_steps()
+    if only not in ("", "typing"):
+        return _write(results, out_dir)
     results["typing"] = {}
     for name, (options, env, interval_ms) in TYPING_CONFIGS.items():
         print(f"typing: {name} …", flush=True)
@@ -46,12 +65,17 @@ async def run_speed(out_dir: Path = BENCH, lines_per_file: int = 2, chars: int =
         row = await typing_replay.run_typing(options, lines_per_file, chars, env, interval_ms)
         row["load"] = f"{before} → {floor.load_average()}"
         results["typing"][name] = row
-    print("typing: first ghost after didOpen, prefill on / off …", flush=True)
-    results["cold_open"] = await typing_replay.cold_open()
+    if only == "":
+        print("typing: first ghost after didOpen, prefill on / off …", flush=True)
+        results["cold_open"] = await typing_replay.cold_open()
+    return _write(results, out_dir)
+
+
+def _write(results: dict, out_dir: Path) -> dict:
     # The worker's step is wall time at the worker's thread count: compare it with that floor.
     threads = str(results["floor"]["worker_threads"])
     floor_ms = results["floor"]["threads"][threads]["floor_ms_wall"]
-    for row in results["typing"].values():
+    for row in results.get("typing", {}).values():
         row["step_floor_ratio"] = row["step_ms_p50"] / floor_ms if floor_ms else None
     (out_dir / "speed.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     (out_dir / "speed.md").write_text(markdown(results))
@@ -94,5 +118,6 @@ def markdown(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    result = asyncio.run(run_speed())
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
+    result = asyncio.run(run_speed(only=only))
     print((BENCH / "speed.md").read_text())

@@ -8,8 +8,11 @@ Why this shape: a request fired mid-burst is superseded by the next keystroke an
 a request delayed after the burst ends is latency the user sees. So wait a little longer than the
 user's typical gap between keys while they type fast — if no key comes by then, the burst is over —
 and not at all when their gaps are longer than the cap: the next key is not coming soon, waiting
-cannot save a model call. Issue 12 names Tabby's adaptive debounce as the anchor; this policy is
-our own, and its bounds keep it predictable.
+cannot save a model call. Nor when keys come slower than answers (`observe_request`): a request that
+finishes before the next key is due is never superseded, so a wait would be pure latency (issue 15:
+supersede-first; a newer keystroke cancels the request at its next denoising step anyway). Issue 12
+names Tabby's adaptive debounce as the anchor; this policy is our own, and its bounds keep it
+predictable.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class AdaptiveDebounce:
     fixed_ms: float | None = None
     mean_gap_s: float | None = None  # moving average of gaps between keystrokes while typing
     last_key_s: float | None = None
+    request_ms: float | None = None  # moving average of how long an answered request took
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_ms <= self.max_ms:
@@ -55,12 +59,21 @@ class AdaptiveDebounce:
                     self.mean_gap_s = ALPHA * gap + (1 - ALPHA) * self.mean_gap_s
         self.last_key_s = now_s
 
+    def observe_request(self, elapsed_ms: float) -> None:
+        """Record how long a request took from its start to its answer (debounce excluded)."""
+        if self.request_ms is None:
+            self.request_ms = elapsed_ms
+        else:
+            self.request_ms = ALPHA * elapsed_ms + (1 - ALPHA) * self.request_ms
+
     def delay_ms(self) -> float:
         """How long to wait after the latest keystroke before asking the model."""
         if self.fixed_ms is not None:
             return min(self.max_ms, max(self.min_ms, self.fixed_ms))
         if self.mean_gap_s is None:
             return self.min_ms  # no typing seen yet: an isolated edit, answer at once
+        if self.request_ms is not None and self.mean_gap_s * 1000 >= self.request_ms:
+            return self.min_ms  # answers beat the next key: nothing to save by waiting
         wait = MARGIN * self.mean_gap_s * 1000
         if wait > self.max_ms:
             return (

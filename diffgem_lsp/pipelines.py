@@ -163,8 +163,11 @@ async def infill(
         return None
     canvas, params = request
     deadline = AUTOMATIC_DEADLINE_S if automatic else INVOKED_DEADLINE_S
+    started = time.perf_counter()
     try:
         result = await _generate(session, params, f"infill {canvas.hole_kind}", on_draft, deadline)
+        if (typing := session.typing.get(uri)) is not None:  # the debounce weighs answers vs keys
+            typing.observe_request((time.perf_counter() - started) * 1000)
     except ModelUnavailable:
         if automatic:  # as-you-type: no ghost text while the model is unavailable, not an error
             return None

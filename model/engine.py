@@ -5,6 +5,7 @@ It knows checkpoints and tensors, not editors: the worker feeds it plain request
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -52,7 +53,10 @@ class Engine:
             eos = self.tokenizer.eos_token_id
         self.eos_ids: tuple[int, ...] = tuple(eos) if isinstance(eos, list) else (eos,)
         # A keystroke changes a few characters of a file: re-tokenise only around them (identical ids).
+        # DIFFGEM_INCREMENTAL_TOKENS=0 tokenises whole texts every time (for A/B runs, bench/speed.py).
         self.incremental = IncrementalTokenizer(self.tokenizer)
+        if os.environ.get("DIFFGEM_INCREMENTAL_TOKENS") == "0":
+            self.incremental.enabled = False
         # The lean CPU decoder step where it is proven equal to HF's forward (tests/unit/
         # test_fast_decoder.py); elsewhere HF's forward, which stays the reference.
         self.lean_unsupported = lean_unsupported(self.model)

@@ -53,3 +53,14 @@ def test_fixed_setting_wins_and_is_clamped():
 def test_bad_bounds_are_refused():
     with pytest.raises(ValueError):
         AdaptiveDebounce(min_ms=200, max_ms=100)
+
+
+def test_no_wait_when_answers_come_back_before_the_next_key():
+    policy = typed([0.06] * 10)
+    policy.observe_request(45.0)  # a request answers in 45 ms, keys come every 60 ms
+    assert policy.delay_ms() == 0.0
+    slow = typed([0.06] * 10)
+    for _ in range(5):
+        slow.observe_request(200.0)  # answers take longer than the gaps: the wait saves work
+    assert slow.delay_ms() == pytest.approx(90.0)
+    assert typed([0.06] * 5, fixed_ms=40).request_ms is None  # a fixed setting ignores speeds

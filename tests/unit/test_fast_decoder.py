@@ -191,11 +191,25 @@ def test_step_entropy_equals_torch_distributions():
     torch.testing.assert_close(_entropy(logits, probs), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_default_threads_leave_a_core(monkeypatch):
+def test_default_threads_use_every_core(monkeypatch):
     from diffgem_model.fast_decoder import default_threads
 
     monkeypatch.setenv("DIFFGEM_THREADS", "3")
     assert default_threads() == 3
     monkeypatch.delenv("DIFFGEM_THREADS")
     usable = len(os.sched_getaffinity(0))
-    assert default_threads() == min(4, max(1, usable - 1))
+    assert default_threads() == min(4, max(1, usable))
+
+
+def test_the_package_makes_openmp_threads_sleep_before_torch_loads():
+    """Every core is only the right default with sleeping OpenMP waits: the worker's import order."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    code = "import diffgem_model, sys, os; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["PASSIVE", "False"], out.stderr
+    env["OMP_WAIT_POLICY"] = "ACTIVE"  # a user's own choice stands
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["ACTIVE", "False"], out.stderr

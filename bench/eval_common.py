@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# The machine's load when the eval started (this module is imported first): a report is written at
+# the end, when the eval's own work is part of the load.
+LOAD_AT_START = [round(x, 2) for x in os.getloadavg()]
 
 
 def load_engine(threads: int, automatic: bool = False) -> tuple[Any, Any]:
@@ -42,7 +45,7 @@ def header(script: str, threads: int, engine: Any) -> dict[str, Any]:
     return {
         "command": f"python bench/{script} " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()} CPU, {threads} thread(s)",
-        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "load_average": LOAD_AT_START,
         "model": engine.description,
     }
 

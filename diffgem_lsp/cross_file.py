@@ -86,5 +86,13 @@ def context_header(session: Session, uri: str, text: str, offset: int, language:
     ]
     if not sources:
         return ""
-    snippets = select_snippets(text[:line_start], sources, BUDGET_CHARS)
-    return format_context(snippets, language)
+    return _header(text[:line_start], tuple(sources), language)
+
+
+@functools.lru_cache(maxsize=8)
+def _header(before_line: str, sources: tuple[SourceText, ...], language: str) -> str:
+    """select_snippets + format_context, memoised: while the user types on one line neither the query
+    (the text before that line) nor the other documents change, and scoring every window of every
+    open document was ~2 ms of each request (bench/backends.py). Keys hash the texts once per string
+    object (CPython caches str hashes); a hit compares them with memcmp."""
+    return format_context(select_snippets(before_line, sources, BUDGET_CHARS), language)

@@ -15,6 +15,7 @@ from lsprotocol import types
 
 from .. import canvas as C
 from .. import prefill, results
+from ..backends import prefiller
 from ..debounce import AdaptiveDebounce
 from ..session import Session
 
@@ -34,7 +35,15 @@ def did_change(session: Session, params: types.DidChangeTextDocumentParams) -> N
     uri = params.text_document.uri
     session.typing.setdefault(uri, AdaptiveDebounce()).observe(time.monotonic())
     _schedule_diagnostics(session, uri, delay=DIAGNOSTICS_DELAY_S)
-    prefill.did_change(session, uri, params.content_changes)
+    if session.settings.prefill and prefiller(session.backend) is not None:
+        prefill.did_change(session, uri, params.content_changes)
+    else:
+        # No warm-up will be sent (a remote backend, or the setting off), so skip its bookkeeping:
+        # for a whole-document change it diffs the old text against the new one in Python, several
+        # ms for a 20 KB file on every keystroke (bench/backends.py remote overhead). The text is
+        # dropped, not kept stale: after a switch to a prefilling backend the next change is not
+        # diffed against an old version.
+        session.prefill_texts.pop(uri, None)
 
 
 def did_close(session: Session, params: types.DidCloseTextDocumentParams) -> None:

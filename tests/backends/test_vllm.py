@@ -21,6 +21,7 @@ from diffgem_lsp.backends.vllm import (
     RemoteSettings,
     VllmBackend,
 )
+from diffgem_lsp.backends.vllm_prompts import CHAT_INSTRUCTION
 from diffgem_lsp.settings import Settings
 from diffgem_protocol import GenerateParams, SamplerSettings
 
@@ -85,6 +86,61 @@ async def test_probe_then_infill_with_pinned_eos(server, key_env):
     await b.stop()
 
 
+@pytest.fixture(scope="module")
+def chat_model(tmp_path_factory) -> EmbeddedModel:
+    """A DiffusionGemma-it-style checkpoint (Gemma chat template, no FIM tokens; random weights) behind
+    the stand-in: what the backend meets on a server running the instruction-tuned model."""
+    from tests.chat_checkpoint import make_chat_checkpoint
+    from tests.conftest import stdlib_texts
+
+    path = make_chat_checkpoint(tmp_path_factory.mktemp("chat") / "ckpt", stdlib_texts(), seed=2)
+    return EmbeddedModel(str(path))
+
+
+async def test_chat_layout_end_to_end(chat_model, key_env):
+    server = StandinServer(chat_model, api_key=KEY).start()
+    try:
+        b = backend(server.url, key_env)
+        await b.start()
+        caps = b.capabilities
+        # No FIM tokens in the served tokenizer: the probe picks the chat layout; pinning stays.
+        assert caps is not None and caps.layout == "chat" and caps.pinning
+        result = await b.generate(HOLE)
+        assert result.token_ids and result.text, "empty fill"  # the chat path produced a middle
+        assert len(result.token_ids) <= HOLE.max_tokens  # the EOS pinned after the budget held
+        asked = [x for x in server.record.bodies if "messages" in x][-1]
+        (turn,) = asked["messages"]
+        assert turn["content"] == CHAT_INSTRUCTION + HOLE.prefix + "<HOLE>" + HOLE.suffix
+        sent = [x for x in server.record.bodies if x.get("stream")][-1]
+        # The prompt went as the ids of the server's own chat template, rendered by /tokenize.
+        template = chat_model.apply_chat_template(
+            asked["messages"], True, asked["chat_template_kwargs"]
+        )
+        assert sent["prompt"] == template
+        text = chat_model.tokenizer.decode(sent["prompt"])
+        assert text.startswith("<bos><start_of_turn>user\n") and text.endswith(
+            "<start_of_turn>model\n"
+        )
+        assert sent["vllm_xargs"]["diffusion_pinned"] == list(
+            range(HOLE.max_tokens, caps.canvas_length or 0)
+        )
+        # A rewrite: the <EDIT> turn, and the old text's ids start the canvas.
+        old = "a - b"
+        edit = GenerateParams(
+            prefix=HOLE.prefix, suffix="\n", old_text=old, max_tokens=16, sampler=HOLE.sampler
+        )
+        rewritten = await b.generate(edit)
+        assert rewritten.token_ids
+        (turn,) = [x for x in server.record.bodies if "messages" in x][-1]["messages"]
+        assert "<EDIT>" + old + "</EDIT>" in turn["content"]
+        sent = [x for x in server.record.bodies if x.get("stream")][-1]
+        old_ids = chat_model.tokenize(old, False)
+        assert sent["vllm_xargs"]["diffusion_seed_canvas"][: len(old_ids)] == old_ids
+        await b.stop()
+    finally:
+        server.stop()
+
+
 async def test_edit_starts_from_the_old_text(server, key_env, model):
     b = backend(server.url, key_env)
     old = "a - b"
@@ -101,6 +157,18 @@ async def test_edit_starts_from_the_old_text(server, key_env, model):
     old_ids = model.tokenize(old, False)
     assert seed[: len(old_ids)] == old_ids and "diffusion_pinned" not in body["vllm_xargs"]
     assert result.token_ids  # the model wrote something from that start
+    await b.stop()
+
+
+async def test_answers_keep_the_connection_alive(server, key_env):
+    b = backend(server.url, key_env)
+    await b.start()
+    first = await b.generate(HOLE)
+    second = await b.generate(HOLE)
+    assert first.token_ids and second.token_ids and server.record.completed == 2
+    # The probe and both streamed answers went over one connection: each answer was read to its
+    # end after [DONE], so httpx kept the connection in its pool instead of closing it.
+    assert server.record.connections == 1
     await b.stop()
 
 

@@ -46,15 +46,19 @@ class Record:
     aborted: int = 0  # answers the client closed before the end (vLLM aborts those requests)
     completed: int = 0
     model_ms: list[float] = field(default_factory=list)
+    connections: int = 0  # TCP connections accepted (a client that keeps its connection alive: 1)
 
 
 class EmbeddedModel:
-    """The real embedded checkpoint behind the stand-in, one generation at a time (vLLM would batch)."""
+    """The real embedded checkpoint behind the stand-in, one generation at a time (vLLM would batch).
 
-    def __init__(self) -> None:
+    `path`: another checkpoint instead, e.g. a DiffusionGemma-it-style one with a chat template and no
+    FIM tokens (tests/chat_checkpoint.py), for the backend's `chat` layout."""
+
+    def __init__(self, path: str | None = None) -> None:
         from diffgem_model.engine import Engine
 
-        self.engine = Engine.load(None, device="cpu", prompt_cache_mb=64)
+        self.engine = Engine.load(path, device="cpu", prompt_cache_mb=64)
         self.tokenizer = self.engine.tokenizer
         self.canvas_length = self.engine.canvas_length
         self.vocab_size = self.engine.model.config.text_config.vocab_size
@@ -64,6 +68,18 @@ class EmbeddedModel:
 
     def tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=add_special_tokens).input_ids)
+
+    def apply_chat_template(
+        self, messages: Any, add_generation_prompt: bool, kwargs: dict[str, Any]
+    ) -> list[int]:
+        """What vLLM's /tokenize does with `messages`: the checkpoint's own chat template, rendered
+        and tokenised (vllm/entrypoints/serve/tokenize/serving.py)."""
+        encoded: Any = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=add_generation_prompt, tokenize=True, **kwargs
+        )
+        if not isinstance(encoded, list):  # transformers 5 returns a BatchEncoding
+            encoded = encoded["input_ids"]
+        return [int(i) for i in encoded]
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
@@ -87,7 +103,10 @@ class EmbeddedModel:
             **engine.sampler_defaults(),
         )
         seed_canvas = xargs.get("diffusion_seed_canvas")
-        pinned = {p: seed_canvas[p] for p in xargs.get("diffusion_pinned") or []}
+        # validate_xargs refuses pins without a seed canvas, as vLLM does.
+        pinned = (
+            {p: seed_canvas[p] for p in xargs.get("diffusion_pinned") or []} if seed_canvas else {}
+        )
         generator = torch.Generator().manual_seed(seed)
         with self.lock, torch.no_grad():  # as Engine.generate runs: no autograd graph
             cache, _ = engine.prompt_cache.encode(prompt)
@@ -231,6 +250,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read Record instead
         return
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.record.connections += 1
+
     # -- plumbing ------------------------------------------------------------------------------
     def _json(self, status: int, payload: Any) -> None:
         data = json.dumps(payload).encode()
@@ -282,7 +305,13 @@ class _Handler(BaseHTTPRequestHandler):
             # Not a vLLM route: benchmarks read the time spent in the model per answer, to subtract it.
             r = self.server.record
             self._json(
-                200, {"model_ms": r.model_ms, "completed": r.completed, "aborted": r.aborted}
+                200,
+                {
+                    "model_ms": r.model_ms,
+                    "completed": r.completed,
+                    "aborted": r.aborted,
+                    "connections": r.connections,
+                },
             )
         else:
             self._error(404, f"no route {self.path}", "NotFoundError")
@@ -309,7 +338,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _tokenize(self, body: dict[str, Any]) -> None:
         m = self.server.model
         if "messages" in body:
-            self._error(400, "this model has no chat template")  # the embedded tokenizer has none
+            if not m.tokenizer.chat_template:  # the embedded tokenizer has none
+                self._error(400, "this model has no chat template")
+                return
+            kwargs = body.get("chat_template_kwargs") or {}
+            ids = m.apply_chat_template(
+                body["messages"], bool(body.get("add_generation_prompt", True)), kwargs
+            )
+            self._json(200, {"count": len(ids), "max_model_len": m.max_model_len, "tokens": ids})
             return
         ids = m.tokenize(str(body.get("prompt", "")), bool(body.get("add_special_tokens", True)))
         self._json(200, {"count": len(ids), "max_model_len": m.max_model_len, "tokens": ids})

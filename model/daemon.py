@@ -26,7 +26,7 @@ from typing import Any
 
 import diffgem_protocol as P
 
-from .worker import Worker
+from .worker import Worker, add_model_options, configure_threads
 
 log = logging.getLogger("diffgem.daemon")
 
@@ -156,35 +156,18 @@ class Daemon(Worker):
 
     # -- engine thread ---------------------------------------------------------------------------
     def serve(self) -> None:
-        # The worker's thread setup (model/worker.py main), here in the engine thread: OpenMP's team
-        # size is a per-thread setting, and on a small shared CPU a full-width team spinning at its
-        # barriers is many times slower than one core less (fast_decoder.default_threads).
-        import torch
-
-        from .fast_decoder import default_threads
-
-        torch.set_num_threads(self.args.threads or default_threads())
+        """Load, then the worker's request loop (Worker.serve) over the round-robin scheduler."""
+        configure_threads(self.args.threads)  # here: the engine thread is the one that runs torch
         self.load()
-        while (item := self.scheduler.take()) is not None:
-            _, req = item
-            if req.id in self.cancelled or req.id not in self.owner:
-                self.cancelled.discard(req.id)
-                self.send(P.event(P.EV_CANCELLED, id=req.id))
-                continue
-            if self.engine is None:
-                self.send(
-                    P.event(P.EV_ERROR, id=req.id, message=f"model not loaded: {self.load_error}")
-                )
-                continue
-            self.current = req.id
-            try:
-                self.send(self.run(req))
-            except Exception as exc:  # one bad request must not take every editor's model down
-                log.exception("generation %s failed", req.id)
-                self.send(P.event(P.EV_ERROR, id=req.id, message=f"{type(exc).__name__}: {exc}"))
-            finally:
-                self.current = None
-                self.cancelled.discard(req.id)
+        super().serve()
+
+    def next_request(self) -> P.GenerateRequest | P.PrefillRequest | None:
+        item = self.scheduler.take()
+        return None if item is None else item[1]
+
+    def dropped(self, req: P.GenerateRequest | P.PrefillRequest) -> bool:
+        # Also dropped: a request whose client left while it was queued (_drop forgot its owner).
+        return req.id in self.cancelled or req.id not in self.owner
 
     # -- connections (loop) ----------------------------------------------------------------------
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -356,13 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="diffgem-daemon")
     parser.add_argument("--socket", default="", help="unix socket path (in a 0700 directory)")
     parser.add_argument("--tcp-info", default="", help="listen on 127.0.0.1; write port+token here")
-    parser.add_argument("--model", default="", help="checkpoint directory (default: embedded)")
-    # The worker's own options (model/worker.py main), which Worker.load reads.
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", help="auto|fp32|bf16|fp8|int8|int4")
-    parser.add_argument("--prompt-cache-mb", type=int, default=8192)
+    add_model_options(parser)  # the worker's own options, which Worker.load reads
     parser.add_argument("--idle-exit-s", type=float, default=600.0)
-    parser.add_argument("--threads", type=int, default=0)
     parser.add_argument(
         "--detach", action="store_true", help="fork away at once (the starter does not reap us)"
     )

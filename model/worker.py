@@ -142,8 +142,11 @@ class Worker:
         self.send(P.event(P.EV_READY, model=self.engine.description, load_ms=load_ms))
 
     def serve(self) -> None:
-        while (req := self.requests.get()) is not None:
-            if req.id in self.cancelled:
+        """Run requests one at a time until next_request() says stop. The one request loop of the
+        worker and the shared daemon (model/daemon.py), which differ only in where requests come from
+        (`next_request`) and which are dropped unrun (`dropped`)."""
+        while (req := self.next_request()) is not None:
+            if self.dropped(req):
                 self.cancelled.discard(req.id)
                 self.send(P.event(P.EV_CANCELLED, id=req.id))
                 continue
@@ -155,12 +158,20 @@ class Worker:
             self.current = req.id
             try:
                 self.send(self.run(req))
-            except Exception as exc:  # one bad request must not take the worker down
+            except Exception as exc:  # one bad request must not take the worker (or daemon) down
                 log.exception("generation %s failed", req.id)
                 self.send(P.event(P.EV_ERROR, id=req.id, message=f"{type(exc).__name__}: {exc}"))
             finally:
                 self.current = None
                 self.cancelled.discard(req.id)
+
+    def next_request(self) -> P.GenerateRequest | P.PrefillRequest | None:
+        """The next request to run; None ends serve()."""
+        return self.requests.get()
+
+    def dropped(self, req: P.GenerateRequest | P.PrefillRequest) -> bool:
+        """Whether `req` was cancelled before it started (it is answered `cancelled`, unrun)."""
+        return req.id in self.cancelled
 
     def waiting(self) -> bool:
         """Whether another request is queued behind the one being taken (the daemon has its own queue)."""
@@ -240,8 +251,9 @@ def exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="diffgem-worker")
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The options Worker.load and configure_threads read, for the worker's and the daemon's command
+    lines alike; the server builds them with diffgem_lsp/backends/local.py `model_args`."""
     parser.add_argument(
         "--model", default="", help="checkpoint directory (default: embedded model)"
     )
@@ -254,6 +266,22 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="torch CPU threads (0 = fast_decoder.default_threads())",
     )
+
+
+def configure_threads(threads: int) -> None:
+    """torch's intra-op thread count for the calling thread (OpenMP's team size is per thread): on a
+    small shared CPU a full-width team spinning at its barriers is many times slower than one core
+    less (fast_decoder.default_threads)."""
+    import torch
+
+    from .fast_decoder import default_threads
+
+    torch.set_num_threads(threads or default_threads())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="diffgem-worker")
+    add_model_options(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s"
@@ -271,11 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=worker.read_requests, args=(sys.stdin.buffer,), daemon=True).start()
     threading.Thread(target=exit_with_parent, args=(os.getppid(),), daemon=True).start()
     try:
-        import torch
-
-        from .fast_decoder import default_threads
-
-        torch.set_num_threads(args.threads or default_threads())
+        configure_threads(args.threads)
     except Exception:  # a broken install: load() meets the same error and reports it (load_failed)
         log.exception("torch could not be imported")
     worker.load()

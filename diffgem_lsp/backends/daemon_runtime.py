@@ -25,6 +25,7 @@ from .. import __version__
 from ..isolation import worker_command, worker_env
 from ..settings import Settings
 from .base import BackendError
+from .local import model_args
 
 # Unix socket paths are limited to 107 bytes (sockaddr_un.sun_path); past that, the tcp fallback is used.
 MAX_SOCKET_PATH = 100
@@ -146,18 +147,11 @@ async def spawn_daemon(place: DaemonPlace, settings: Settings, idle_exit_s: floa
     cmd = [
         *worker_command("diffgem_model.daemon"),  # python -I: nothing from a project is imported
         "--detach",
-        "--device",
-        settings.device,
-        "--precision",
-        settings.precision,
-        "--prompt-cache-mb",
-        str(settings.prompt_cache_mb),
+        *model_args(settings),  # the local worker's own options (one builder: local.model_args)
         "--idle-exit-s",
         str(idle_exit_s),
     ]
     cmd += ["--tcp-info", str(place.tcp_info)] if place.tcp() else ["--socket", str(place.socket)]
-    if settings.model_path:
-        cmd += ["--model", str(Path(settings.model_path).expanduser().resolve())]
     log_fd = os.open(place.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         proc = await asyncio.create_subprocess_exec(

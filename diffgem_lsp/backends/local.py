@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import diffgem_protocol as P
@@ -35,6 +36,24 @@ CRASH_WINDOW_S = 60.0
 # A worker with requests waiting is pinged this often; no answer within STALL_TIMEOUT_S means stalled.
 PING_INTERVAL_S = 2.0
 STALL_TIMEOUT_S = 10.0
+
+
+def model_args(settings: Settings) -> list[str]:
+    """The model options of a worker's or the daemon's command line, which model/worker.py
+    `add_model_options` parses for both: one builder, so a setting cannot reach one process and not
+    the other. The checkpoint path is made absolute here, against the server's directory: neither
+    process starts there (the worker in state_dir(), the daemon in its runtime directory)."""
+    args = [
+        "--device",
+        settings.device,
+        "--precision",
+        settings.precision,
+        "--prompt-cache-mb",
+        str(settings.prompt_cache_mb),
+    ]
+    if settings.model_path:
+        args += ["--model", str(Path(settings.model_path).expanduser().resolve())]
+    return args
 
 
 class LocalWorker:
@@ -94,19 +113,7 @@ class LocalWorker:
 
     def command(self) -> list[str]:
         """The worker's command line (this Python, so the worker is the same install as the server)."""
-        s = self.settings
-        cmd = [
-            *worker_command("diffgem_model.worker"),
-            "--device",
-            s.device,
-            "--precision",
-            s.precision,
-            "--prompt-cache-mb",
-            str(s.prompt_cache_mb),
-        ]
-        if s.model_path:
-            cmd += ["--model", s.model_path]
-        return cmd
+        return [*worker_command("diffgem_model.worker"), *model_args(self.settings)]
 
     async def stop(self) -> None:
         self._stopping = True

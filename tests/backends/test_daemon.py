@@ -53,9 +53,11 @@ def rundir(tmp_path, monkeypatch):
 
 def clients(n: int, events: list | None = None) -> list[DaemonClient]:
     sink = events if events is not None else []
-    return [
-        DaemonClient(SETTINGS, on_state=lambda s, m, i=i: sink.append((i, s, m))) for i in range(n)
-    ]
+
+    def on_state(i: int):  # each client's state changes, tagged with its index
+        return lambda s, m: sink.append((i, s, m))
+
+    return [DaemonClient(SETTINGS, on_state=on_state(i)) for i in range(n)]
 
 
 async def ready(cs: list[DaemonClient], pids: set[int]) -> None:
@@ -162,6 +164,43 @@ async def test_tcp_fallback_needs_the_token(rundir, monkeypatch):
     writer.close()
     assert (await c.generate(hole())).token_ids
     await c.stop()
+
+
+def test_worker_and_daemon_take_the_same_model_options(tmp_path, monkeypatch):
+    """One builder (backends/local.py model_args) for both spawns, parsed by one parser builder
+    (model/worker.py add_model_options) in both processes: every setting reaches both alike."""
+    import argparse
+
+    from diffgem_model.worker import add_model_options
+
+    from diffgem_lsp.backends.daemon_runtime import spawn_daemon
+    from diffgem_lsp.backends.local import LocalWorker, model_args
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(model_path="ckpt", device="cpu", precision="int8", prompt_cache_mb=64)
+    parser = argparse.ArgumentParser()
+    add_model_options(parser)
+    args = parser.parse_args(model_args(settings))
+    # A relative checkpoint is the server's: made absolute, as neither process starts here.
+    assert (args.model, args.device, args.precision, args.prompt_cache_mb) == (
+        str(tmp_path / "ckpt"),
+        "cpu",
+        "int8",
+        64,
+    )
+    assert LocalWorker(settings).command()[-len(model_args(settings)) :] == model_args(settings)
+    spawned: list[tuple[str, ...]] = []
+
+    async def record(*cmd, **_kw):
+        spawned.append(cmd)
+        raise OSError("not started in this test")
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", record)
+    monkeypatch.setenv("DIFFGEM_RUNTIME_DIR", str(tmp_path / "rt"))
+    with pytest.raises(OSError):
+        asyncio.run(spawn_daemon(DaemonPlace.for_settings(settings), settings, 5.0))
+    (cmd,) = spawned
+    assert " ".join(model_args(settings)) in " ".join(cmd)
 
 
 def test_runtime_dir_must_be_private(tmp_path, monkeypatch):

@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 import os
-import socket
 
 import httpx2
 import pytest
@@ -25,7 +24,7 @@ from diffgem_lsp.backends.vllm_prompts import CHAT_INSTRUCTION
 from diffgem_lsp.settings import Settings
 from diffgem_protocol import GenerateParams, SamplerSettings
 
-from .vllm_standin import EmbeddedModel, StandinServer
+from .vllm_standin import EmbeddedModel, StandinServer, dead_port_url
 
 KEY = "sk-standin-0123456789abcdef"
 HOLE = GenerateParams(
@@ -279,7 +278,7 @@ async def test_server_without_diffusion_xargs_hides_pinning(server, key_env):
 
 
 async def test_endpoint_down_reports_once_and_falls_back(server, key_env):
-    dead = _dead_port_url()
+    dead = dead_port_url()
     states: list = []
     b = backend(dead, key_env, states)
     await b.start()
@@ -313,11 +312,3 @@ async def _until(condition, limit: float = 30.0) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("condition never became true")
-
-
-def _dead_port_url() -> str:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"http://127.0.0.1:{port}"

@@ -159,6 +159,16 @@ def main() -> int:
     return 0
 
 
+def dead_port_url() -> str:
+    """A loopback URL nothing listens on (a port bound, then closed): connections are refused, as
+    they are by a vLLM server that is down."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}"
+
+
 def validate_xargs(xargs: Any, *, canvas_length: int, vocab_size: int) -> None:
     """The checks of vllm/utils/diffusion.py (validate_diffusion_sampling_params), message for message,
     after the OpenAI layer's own type check of `vllm_xargs` (str | int | float or lists of them)."""

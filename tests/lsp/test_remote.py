@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import pytest
 from lsprotocol import types
@@ -15,9 +16,9 @@ from pygls.exceptions import JsonRpcException
 
 from examples.editor_client import EditorSession, Hole
 
-from ..backends.vllm_standin import EmbeddedModel, StandinServer
+from ..backends.vllm_standin import EmbeddedModel, StandinServer, dead_port_url
 from .conftest import TEST_OPTIONS
-from .test_shared import CANDIDATES
+from .test_shared import CANDIDATES, has_torch
 
 KEY = "sk-remote-test-5f1e0c"
 
@@ -107,3 +108,52 @@ async def test_plain_http_off_loopback_is_refused(tmp_path):
     with pytest.raises(JsonRpcException, match="use https://"):
         await s.inline("file:///tmp/remote/t.py", hole.line, hole.character)
     await s.stop()
+
+
+async def test_remote_down_falls_back_to_the_local_worker(tmp_path):
+    s = window(
+        {"backend": "vllm", "endpoint": dead_port_url(), "remoteFallback": True},
+        str(tmp_path / "log"),
+    )
+    await s.start()
+    filled = None
+    for i, hole in enumerate(CANDIDATES):
+        uri = f"file:///tmp/remote/f{i}.py"
+        s.open(uri, hole.text, "python")
+        # Invoked: the first one waits for the fallback worker to load the model.
+        items = await s.inline(uri, hole.line, hole.character)
+        if items and items[0].insert_text:
+            filled = items[0].insert_text
+            break
+    assert filled is not None, "the fallback filled none of the candidate holes"
+    status = await s.worker_status()
+    assert status["backend"] == "vllm" and status["state"] == "error"  # the remote is still down
+    assert status["fallback"] == "local" and status["totals"]["fallbacks"] >= 1
+    assert status["totals"]["requests"] == 0  # nothing was answered remotely
+    # The answers came from this server's own worker process, which loaded the model (torch); the
+    # server itself never imports it.
+    server = s.client._server.pid  # type: ignore[attr-defined]
+    workers = [p for p in _children(server) if b"diffgem_model.worker" in _cmdline(p)]
+    assert len(workers) == 1 and has_torch(workers[0]) and not has_torch(server)
+    said = [e for e in s.status if "using the local model meanwhile" in str(e.get("message", ""))]
+    assert len(said) == 1, s.status  # the outage is told once, however many requests fell back
+    await s.stop()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

@@ -74,7 +74,7 @@ async def _filled_hole(session: EditorSession) -> Hole:
 
 
 def server_pids(sessions: list[EditorSession]) -> list[int]:
-    return [s.client._server.pid for s in sessions]  # type: ignore[attr-defined]
+    return [s.client._server.pid for s in sessions]  # type: ignore[attr-defined,union-attr]
 
 
 def has_torch(pid: int) -> bool:
@@ -161,3 +161,34 @@ async def test_daemon_killed_mid_request_every_window_recovers(rundir):
         told = [e for e in s.status if "exited" in str(e.get("message", ""))]
         assert len(told) == 1, s.status  # each window said so once
         await s.stop()
+
+
+async def test_daemon_exits_when_idle_after_its_windows_close(rundir, monkeypatch):
+    monkeypatch.setenv("DIFFGEM_DAEMON_IDLE_S", "1")  # the windows start the daemon with it
+    (a, b), hole = await windows(2, rundir, prefill=False)
+    (daemon,) = rundir
+    socket_files = list(Path(os.environ["DIFFGEM_RUNTIME_DIR"]).glob("d-*.sock"))
+    assert len(socket_files) == 1 and _alive(daemon)
+    assert (await a.inline(URI, hole.line, hole.character))[0].insert_text  # it served a
+    await a.stop()
+    # Longer than the idle time with b still connected: the daemon stays, and answers b itself.
+    await asyncio.sleep(3)
+    assert (await b.inline(URI, hole.line, hole.character))[0].insert_text
+    assert (await b.worker_status())["pid"] == daemon
+    await b.stop()
+    # No window left: after the idle time it exits by itself and removes its socket.
+    for _ in range(6000):  # a hang guard only (60 s), nothing is timed
+        if not _alive(daemon):
+            break
+        await asyncio.sleep(0.01)
+    assert not _alive(daemon), "the daemon did not exit when idle"
+    assert not socket_files[0].exists()
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie left for init to reap counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -1,4 +1,5 @@
-"""Fixtures for the diffusion-native actions in real editors: "Fill the holes", "Repair syntax" and K candidates.
+"""Fixtures for the diffusion-native features in real editors: "Fill the holes", "Repair syntax", K candidates
+and live drafts.
 
 Searched at test time against the real server and embedded model (like tests/lsp/oracle.py searches its
 holes and selections), through a plain LSP client with the editors' settings; the first candidate whose
@@ -17,8 +18,12 @@ from lsprotocol import types
 from .conftest import TEST_SETTINGS
 
 # The editors' settings for these tests: an invoked inline request returns up to three candidates
-# (diffgem_lsp/edit_pipelines.infill_candidates); automatic ones stay at one.
-ACTION_SETTINGS = {**TEST_SETTINGS, "candidates": 3}
+# (diffgem_lsp/edit_pipelines.infill_candidates); automatic ones stay at one, and stream their drafts
+# (streamDrafts changes no answer: it only adds diffgem/draft notifications).
+ACTION_SETTINGS = {**TEST_SETTINGS, "candidates": 3, "streamDrafts": True}
+# An automatic request whose denoising sends this many drafts or more: each draft is followed by at
+# least one more model forward before the answer, so the editor gets frames to draw them in.
+MIN_DRAFTS = 2
 
 # Functions with placeholders ("Fill the holes" is listed on the unit around the cursor: line 0, col 4).
 HOLES_CANDIDATES = [
@@ -39,6 +44,16 @@ CANDIDATE_HOLES = [
     "def greet(name):\n    message = ⟨⟩\n    return message\n",
     "def total(values):\n    result = ⟨⟩\n    return result\n",
     "import os\n\n\ndef list_files(path):\n    return ⟨⟩\n",
+]
+
+
+# Holes for live drafts (⟨⟩ marks the cursor): code whose fill takes the model several steps.
+DRAFT_HOLES = [
+    "def total(values):\n    result = 0\n    for value in values:\n        result ⟨⟩\n    return result\n",
+    "import os\n\n\ndef list_files(path):\n    return os.⟨⟩\n",
+    "import math\n\n\ndef area(r):\n    return math.⟨⟩\n",
+    "import os\n\npath = os.path.join(⟨⟩)\n",
+    "def greet(name):\n    message = ⟨⟩\n    return message\n",
 ]
 
 
@@ -73,10 +88,22 @@ class Candidates:
 
 
 @dataclass(frozen=True)
+class Drafts:
+    """A hole whose automatic request streams `drafts` canvases before its non-empty answer `fill`."""
+
+    text: str
+    line: int
+    character: int  # > 0: the editor test types the character before it
+    drafts: int
+    fill: str
+
+
+@dataclass(frozen=True)
 class Fixtures:
     holes: Action
     repair: Action
     candidates: Candidates
+    drafts: Drafts
 
 
 async def _resolved_edit(session, uri: str, text: str, line: int, title: str) -> str | None:
@@ -111,11 +138,17 @@ async def _search(server: Path) -> Fixtures:
     from examples.editor_client import EditorSession, Hole, apply_edits
 
     session = EditorSession(dict(ACTION_SETTINGS), [str(server)])
+    drafted: list[str] = []
+
+    @session.client.feature("diffgem/draft")
+    def _draft(params) -> None:
+        drafted.append(getattr(params, "text", ""))
+
     await session.start()
     try:
         await session.wait_ready()
         found: dict[str, object] = {}
-        tried: dict[str, list] = {"holes": [], "repair": [], "candidates": []}
+        tried: dict[str, list] = {"holes": [], "repair": [], "candidates": [], "drafts": []}
         for i, text in enumerate(HOLES_CANDIDATES):
             uri = f"file:///tmp/diffgem-holes-{i}.py"
             session.open(uri, text, "python")
@@ -156,9 +189,21 @@ async def _search(server: Path) -> Fixtures:
                     hole.text, hole.line, hole.character, tuple(texts), afters
                 )
                 break
+        for i, marked in enumerate(DRAFT_HOLES):
+            hole = Hole.from_marked(marked)
+            uri = f"file:///tmp/diffgem-drafts-{i}.py"
+            session.open(uri, hole.text, "python")
+            drafted.clear()
+            items = await session.inline(uri, hole.line, hole.character, automatic=True)
+            _close(session, uri)
+            fill = str(items[0].insert_text) if items else ""
+            tried["drafts"].append((len(drafted), fill))
+            if len(drafted) >= MIN_DRAFTS and fill.strip() and hole.character > 0:
+                found["drafts"] = Drafts(hole.text, hole.line, hole.character, len(drafted), fill)
+                break
         missing = [name for name in tried if name not in found]
         assert not missing, f"the shipped model exercises no candidate for {missing}: {tried}"
-        return Fixtures(found["holes"], found["repair"], found["candidates"])  # type: ignore[arg-type]
+        return Fixtures(found["holes"], found["repair"], found["candidates"], found["drafts"])  # type: ignore[arg-type]
     finally:
         await session.stop()
 

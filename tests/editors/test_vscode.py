@@ -334,7 +334,7 @@ def test_vscode_ghost_text_and_rewrite_selection(
 
 
 def test_vscode_live_drafts_fill_holes_repair_syntax_and_candidates(
-    code_server: Path, vsix: Path, tmp_path: Path, filled_hole: FilledHole, diffusion_actions
+    code_server: Path, vsix: Path, tmp_path: Path, diffusion_actions
 ):
     """The diffusion-native features as a VS Code user meets them. With streamDrafts on, typing at a hole
     draws the denoising canvases dimmed at the cursor until VS Code's ghost text replaces them. "Fill the
@@ -348,10 +348,12 @@ def test_vscode_live_drafts_fill_holes_repair_syntax_and_candidates(
         diffusion_actions.repair,
         diffusion_actions.candidates,
     )
-    # The fixtures exercise their paths: a fill and a repair that change the text, several candidates.
+    # The fixtures exercise their paths: a fill and a repair that change the text, several candidates,
+    # an automatic request that streams drafts before a non-empty answer.
     assert holes.after != holes.text and repair.after != repair.text
     assert len(candidates.items) >= 2 and len(set(candidates.afters)) == len(candidates.afters)
-    hole = filled_hole
+    hole = diffusion_actions.drafts
+    assert hole.drafts >= 2 and hole.fill.strip(), hole
     env = clean_env(tmp_path)
     workspace = tmp_path / "workspace"
     workspace.mkdir()
@@ -378,8 +380,7 @@ def test_vscode_live_drafts_fill_holes_repair_syntax_and_candidates(
     shots = tmp_path / "shots"
     shots.mkdir()
     env["DIFFGEM_SHOTS"] = str(shots)
-    settings = {**ACTION_SETTINGS, "streamDrafts": True}
-    with running_vscode(code_server, vsix, tmp_path, env, settings) as (port, _user):
+    with running_vscode(code_server, vsix, tmp_path, env, ACTION_SETTINGS) as (port, _user):
         proc = subprocess.run(
             ["node", str(ACTIONS_DRIVER), str(code_server / "node_modules" / "playwright-core"),
              f"http://127.0.0.1:{port}/?folder={workspace}"],

@@ -177,7 +177,9 @@ async def _search(server: Path) -> Fixtures:
             _close(session, uri)
             texts = [str(item.insert_text) for item in items]
             tried["candidates"].append(texts)
-            if len(texts) >= 2 and len(set(texts)) == len(texts) and all(t.strip() for t in texts):
+            # One line each: an editor's ghost text of several lines is not one string to compare.
+            distinct = len(texts) >= 2 and len(set(texts)) == len(texts)
+            if distinct and all(t.strip() and "\n" not in t for t in texts):
                 # Each item replaces its range (the cursor, or the rest of the line it repeats).
                 afters = tuple(
                     apply_edits(hole.text, [types.TextEdit(range=item.range, new_text=text)])

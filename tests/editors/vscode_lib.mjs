@@ -73,7 +73,8 @@ export async function ghostText(page) {
   return page.$eval('.editor-instance .monaco-editor', (editor) =>
     [...editor.querySelectorAll('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text')]
       .map((n) => n.textContent)
-      .join(''),
+      .join('')
+      .replace(/\u00a0/g, ' '),
   );
 }
 

@@ -394,9 +394,11 @@ def statusline(screen: list[str]) -> str:
 def terminal(tmp_path: Path):
     sessions: list[Tmux] = []
 
-    def start(*files: str) -> Tmux:
+    def start(*files: str, settings: dict | None = None) -> Tmux:
         env = clean_env(tmp_path)
-        env.update(DIFFGEM_LSP=str(server_path()), DIFFGEM_SETTINGS=json.dumps(TEST_SETTINGS))
+        env.update(
+            DIFFGEM_LSP=str(server_path()), DIFFGEM_SETTINGS=json.dumps(settings or TEST_SETTINGS)
+        )
         env["TMPDIR"] = str(tmp_path)
         nvim_binary()  # skips without Neovim 0.11
         session = Tmux(
@@ -507,4 +509,37 @@ def test_neovim_gra_rewrite_selection_explains_the_kept_selection(tmp_path: Path
     messages = [line.strip() for line in screen if OUTCOME_PREFIX in line]
     assert messages == [f"diffgem: {reason}"], "\n".join(screen)
     assert buffer_lines(screen, len(text) - 1) == text[:-1], "\n".join(screen)
+    tmux.keys("Escape", ":qa!", "Enter")
+
+
+def test_neovim_in_a_terminal_cycles_candidates_with_the_suggest_key(
+    tmp_path: Path, terminal, diffusion_actions
+):
+    """`candidates = 3`, as a user in tmux: <M-]> at the hole shows the first candidate, <M-]> again the
+    next one (lua/diffgem/ghost.lua cycle()), <Tab> inserts it — in the server's order
+    (tests/editors/actions.py asked the server the same)."""
+    from .actions import ACTION_SETTINGS
+
+    fixture = diffusion_actions.candidates
+    assert len(fixture.items) >= 2, fixture  # the fixture exercises the path: several candidates
+    lines = fixture.text.split("\n")
+    prefix = lines[fixture.line][: fixture.character]
+    lines[fixture.line] = prefix + "⟨⟩" + lines[fixture.line][fixture.character :]
+    marked = tmp_path / "candidates.py"
+    marked.write_text("\n".join(lines))
+    tmux = terminal(str(marked), settings=ACTION_SETTINGS)
+    row = fixture.line
+    tmux.wait(lambda s: "diffgem: ready" in statusline(s), 180, '"diffgem: ready"')
+
+    def showing(item: str):
+        return lambda s: s[row].rstrip().endswith((prefix + item).rstrip())
+
+    tmux.keys("M-]")
+    tmux.wait(showing(fixture.items[0]), 120, f"the first candidate {fixture.items[0]!r}")
+    tmux.keys("M-]")
+    tmux.wait(showing(fixture.items[1]), 30, f"the second candidate {fixture.items[1]!r}")
+    tmux.keys("Tab")
+    screen = tmux.wait(lambda s: "[+]" in statusline(s), 30, "the candidate accepted")
+    after = fixture.afters[1].split("\n")
+    assert buffer_lines(screen, len(after) - 1) == after[:-1], "\n".join(screen)
     tmux.keys("Escape", ":qa!", "Enter")

@@ -93,7 +93,7 @@ DESCRIPTIONS: dict[str, str] = {
     "diagnostics": "Report syntax errors (tree-sitter ERROR/MISSING nodes) as diagnostics, with a Repair quick fix.",
     "adaptive_debounce": "Wait before an automatic request according to typing speed, from 0 up to debounceMs; false: always debounceMs.",
     "prefill": "Warm the prompt cache in the background on didOpen and didChange, so the first suggestion at the cursor reuses the encoded document (local worker and daemon; skipped for vllm).",
-    "candidates": "Distinct suggestions an invoked inline completion returns, one denoising pass each (automatic requests return one).",
+    "candidates": "Distinct suggestions an invoked inline completion returns, from one batched denoise of that many rows (automatic requests return one).",
     "precision": "Weights: auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp8 (FP8 experts, GPUs of compute capability 8.9+), int8/int4 (bitsandbytes: linear layers only, experts stay bf16).",
     "prompt_cache_mb": "Upper bound for encoder caches reused across keystrokes; within it the cache takes a share of the device's free memory (0 disables).",
     "max_file_kb": "Files larger than this get no suggestions.",

@@ -40,6 +40,21 @@ TYPING_CONFIGS: dict[str, tuple[dict, dict[str, str], float | None]] = {
 }
 
 
+# Typed side by side (typing_replay.typing_side_by_side): the defaults against one knob of the
+# previous defaults each, on the same keystrokes in turn.
+SIDE_BY_SIDE: dict[str, tuple[dict, dict[str, str]]] = {
+    "default": ({}, {}),
+    "whole-file tokenising (DIFFGEM_INCREMENTAL_TOKENS=0)": (
+        {},
+        {"DIFFGEM_INCREMENTAL_TOKENS": "0"},
+    ),
+    "1 intra-op thread (DIFFGEM_THREADS=1)": ({}, {"DIFFGEM_THREADS": "1"}),
+    "fixed 60 ms debounce": ({"adaptiveDebounce": False, "debounceMs": 60}, {}),
+    "commit threshold 0.9": ({"confidenceThreshold": 0.9}, {}),
+    "commit threshold 0.7": ({"confidenceThreshold": 0.7}, {}),
+}
+
+
 async def run_speed(
     out_dir: Path = BENCH, lines_per_file: int = 2, chars: int = 8, only: str = ""
 ) -> dict:
@@ -56,6 +71,9 @@ async def run_speed(
     if only == "":
         print("steps: commit threshold vs exact match …", flush=True)
         results["steps"] = steps.measure_steps()
+    if only in ("", "side_by_side"):
+        print("typing side by side …", flush=True)
+        results["side_by_side"] = await typing_replay.typing_side_by_side(SIDE_BY_SIDE)
     if only not in ("", "typing"):
         return _write(results, out_dir)
     results["typing"] = {}
@@ -105,6 +123,24 @@ def markdown(r: dict) -> str:
             f"| {100 * t['superseded_rate']:.0f}% | {t['forwards_per_request']:.2f} | {t['step_ms_p50']:.1f} | {ratio} "
             f"| {100 * t['empty_result_rate']:.0f}% | {t['load']} |"
         )
+    if r.get("side_by_side"):
+        out += [
+            "",
+            "Side by side: every config's server typed the same keystrokes in turn (key k to each, "
+            "its answer awaited), so load from elsewhere hits all alike; the ratios hold on a busy box.",
+            "",
+            "| config | keystrokes | keystroke → answer p50 / p95 (ms) | vs default (p50) "
+            "| forwards / request | step p50 (ms) | empty answers | load average |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        base = r["side_by_side"]["default"]["latency_ms"]["p50"]
+        for name, t in r["side_by_side"].items():
+            out.append(
+                f"| {name} | {t['keystrokes']} | {t['latency_ms']['p50']:.0f} / "
+                f"{t['latency_ms']['p95']:.0f} | {t['latency_ms']['p50'] / base:.2f}× "
+                f"| {t['forwards_per_request']:.2f} | {t['step_ms_p50']:.1f} "
+                f"| {100 * t['empty_result_rate']:.0f}% | {t['load']} |"
+            )
     files = ", ".join(next(iter(r["typing"].values()))["files"]) if r["typing"] else ""
     out += [
         "",

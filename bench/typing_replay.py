@@ -173,6 +173,87 @@ async def run_typing(
     }
 
 
+async def _started(options: dict, env: dict[str, str]) -> EditorSession:
+    """A server with `options`, its worker started under `env` (restored afterwards), ready."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        session = EditorSession(options={"seed": 0, **options})
+        await session.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    await session.wait_ready()
+    return session
+
+
+async def typing_side_by_side(
+    configs: dict[str, tuple[dict, dict[str, str]]], lines_per_file: int = 2, chars: int = 8
+) -> dict:
+    """Every config's server typing the same keystrokes in turn: key k goes to server A, its answer
+    awaited, then to B, ... So a burst of load from elsewhere hits every config alike, and the ratios
+    between configs hold on a busy machine where figures from separate runs do not."""
+    sessions = {name: await _started(options, env) for name, (options, env) in configs.items()}
+    raw: dict[str, dict[str, list]] = {
+        name: {"latency_ms": [], "ghost": [], "forwards": [], "step_ms": []} for name in configs
+    }
+    before = os.getloadavg()
+    try:
+        lines = [t for f in TYPED_FILES for t in lines_to_type(f, lines_per_file, chars)]
+        opened: set[Path] = set()
+        for line in lines:
+            uri = f"file:///typing/{line.path.name}"
+            base = line.before + line.after
+            for session in sessions.values():
+                if line.path not in opened:
+                    session.open(uri, base, language_of(line.path.name))
+                else:
+                    session.change(uri, base)
+            opened.add(line.path)
+            row = line.before.count("\n")
+            column = len(line.before.rsplit("\n", 1)[-1].encode("utf-16-le")) // 2
+            for k in range(1, len(line.typed) + 1):
+                typed = line.typed[:k]
+                for name, session in sessions.items():
+                    t = time.perf_counter()
+                    session.change(uri, line.before + typed + line.after)
+                    character = column + len(typed.encode("utf-16-le")) // 2
+                    items = await session.inline(uri, row, character, automatic=True)
+                    latency = (time.perf_counter() - t) * 1000
+                    last = (await session.worker_status()).get("last") or {}
+                    if k <= 2 and line is lines[0]:
+                        continue  # the first keystrokes load caches: not a typing figure
+                    out = raw[name]
+                    out["latency_ms"].append(latency)
+                    out["ghost"].append(bool(items and items[0].insert_text.strip()))
+                    forwards = int(last.get("forwards", 0))
+                    out["forwards"].append(forwards)
+                    if forwards:
+                        out["step_ms"].append(float(last.get("denoise_ms", 0.0)) / forwards)
+    finally:
+        for session in sessions.values():
+            await session.stop()
+    load = (
+        f"{' '.join(f'{x:.2f}' for x in before)} → {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    return {
+        name: {
+            "keystrokes": len(r["latency_ms"]),
+            "latency_ms": {"p50": _pct(r["latency_ms"], 0.5), "p95": _pct(r["latency_ms"], 0.95)},
+            "empty_result_rate": 1 - sum(r["ghost"]) / max(len(r["ghost"]), 1),
+            "forwards_per_request": statistics.mean(r["forwards"]) if r["forwards"] else 0.0,
+            "step_ms_p50": _pct(r["step_ms"], 0.5),
+            "options": configs[name][0],
+            "env": configs[name][1],
+            "load": load,
+        }
+        for name, r in raw.items()
+    }
+
+
 async def _idle(session: EditorSession, prefills: int) -> dict:
     """Wait until the worker has finished `prefills` warm-ups and is idle; its status."""
     for _ in range(600):

@@ -28,18 +28,54 @@ local function lines(buf)
   return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), '\n') .. '\n'
 end
 
--- streamDrafts on: ghost text requested at the hole; every diffgem/draft the plugin draws is recorded
--- (what the extmarks showed right after it), then the final answer and its acceptance.
-local function run_drafts(buf)
+-- After a code action started (at changedtick `tick`, `seen` notifications): until the buffer changes or
+-- a message other than the progress one ("diffgem: rewriting…", "diffgem: fill the holes…") says why
+-- not; then the buffer and the messages since, into `rec`.
+local function await_outcome(buf, tick, seen, rec)
+  vim.wait(90000, function()
+    if vim.b[buf].changedtick ~= tick then
+      return true
+    end
+    for i = seen + 1, #out.notifications do
+      if not out.notifications[i].msg:match('…$') then
+        return true
+      end
+    end
+    return false
+  end, 20)
+  vim.wait(200)
+  rec.after = lines(buf)
+  rec.notifications = vim.list_slice(out.notifications, seen + 1)
+end
+
+-- The diffgem client attached to `buf`, once initialised.
+local function attached_client(buf)
   local client
   vim.wait(30000, function()
     client = vim.lsp.get_clients({ name = 'diffgem', bufnr = buf })[1]
     return client ~= nil and client.initialized
   end, 20)
   assert(client and client.initialized, 'diffgem client did not initialize')
+  return client
+end
+
+-- Until the server says its model is ready (diffgem/status).
+local function wait_model_ready()
   vim.wait(60000, function()
     return vim.g.diffgem_status and vim.g.diffgem_status.state == 'ready'
   end, 20)
+end
+
+local function ready_client(buf)
+  local client = attached_client(buf)
+  wait_model_ready()
+  return client
+end
+
+-- streamDrafts on: ghost text requested at the hole; every diffgem/draft the plugin draws is recorded
+-- (what the extmarks showed right after it), then the final answer and its acceptance.
+local function run_drafts(buf)
+  local client = ready_client(buf)
   local ghost = require('diffgem.ghost')
   out.draft_marks = {}
   local draw = ghost.draft
@@ -63,20 +99,6 @@ local function run_drafts(buf)
   end, 20)
   out.before_accept = before
   out.after_accept = lines(buf)
-end
-
--- Wait until the diffgem client is attached to `buf`, initialised and its model ready.
-local function ready_client(buf)
-  local client
-  vim.wait(30000, function()
-    client = vim.lsp.get_clients({ name = 'diffgem', bufnr = buf })[1]
-    return client ~= nil and client.initialized
-  end, 20)
-  assert(client and client.initialized, 'diffgem client did not initialize')
-  vim.wait(60000, function()
-    return vim.g.diffgem_status and vim.g.diffgem_status.state == 'ready'
-  end, 20)
-  return client
 end
 
 -- Open `file` and run the code action `title` at (line, character) the way `gra` does
@@ -105,20 +127,7 @@ local function run_code_action(spec, rec)
       return action.title == spec.title
     end,
   })
-  vim.wait(90000, function()
-    if vim.b[buf].changedtick ~= tick then
-      return true
-    end
-    for i = seen + 1, #out.notifications do
-      if not out.notifications[i].msg:match('…$') then
-        return true
-      end
-    end
-    return false
-  end, 20)
-  vim.wait(200)
-  rec.after = lines(buf)
-  rec.notifications = vim.list_slice(out.notifications, seen + 1)
+  await_outcome(buf, tick, seen, rec)
 end
 
 -- Open the candidates file, ask at the hole (<M-]>), then cycle through the candidates (<M-]> again)
@@ -192,12 +201,7 @@ local function run()
   local function ms()
     return math.floor((vim.uv.hrtime() - t0) / 1e6)
   end
-  local client
-  vim.wait(30000, function()
-    client = vim.lsp.get_clients({ name = 'diffgem', bufnr = buf })[1]
-    return client ~= nil and client.initialized
-  end, 20)
-  assert(client and client.initialized, 'diffgem client did not initialize')
+  local client = attached_client(buf)
   out.attached_ms = ms()
   out.server_cmd = client.config.cmd
   out.capabilities = {
@@ -205,9 +209,7 @@ local function run()
     completion = client.server_capabilities.completionProvider ~= nil,
     code_action = client.server_capabilities.codeActionProvider ~= nil,
   }
-  vim.wait(60000, function()
-    return vim.g.diffgem_status and vim.g.diffgem_status.state == 'ready'
-  end, 20)
+  wait_model_ready()
   out.status = vim.g.diffgem_status
   out.ready_ms = ms()
 
@@ -278,20 +280,7 @@ local function run()
     local seen = #out.notifications
     require('diffgem').rewrite(range)
     -- rewrite() resolves the action and applies its edit, or says why there is none.
-    vim.wait(90000, function()
-      if vim.b[buf].changedtick ~= tick then
-        return true
-      end
-      for i = seen + 1, #out.notifications do
-        if out.notifications[i].msg ~= 'diffgem: rewriting…' then
-          return true
-        end
-      end
-      return false
-    end, 20)
-    vim.wait(200)
-    rec.after = lines(buf)
-    rec.notifications = vim.list_slice(out.notifications, seen + 1)
+    await_outcome(buf, tick, seen, rec)
   end
   out.rewrite_ms = ms()
 end

@@ -10,7 +10,7 @@
 // DIFFGEM_ONLY=candidates skips to the candidates (for debugging that part alone). DIFFGEM_SHOTS: a folder
 // for screenshots (the refactor menu listing "Fill the holes"; the second candidate's ghost text).
 import { createRequire } from 'node:module';
-import { ghostText, gotoLine, lineTexts, openFile, pickAction, runCommand, until, waitForDiffgem } from './vscode_lib.mjs';
+import { ghostText, gotoLine, lineTexts, openFile, openWorkbench, pickAction, runCommand, until, waitForDiffgem } from './vscode_lib.mjs';
 
 const [playwrightDir, url] = process.argv.slice(2);
 const require = createRequire(playwrightDir + '/');
@@ -67,15 +67,8 @@ async function codeAction(page, spec, menuKey) {
   return rec;
 }
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-});
+const { browser, page } = await openWorkbench(chromium, url);
 try {
-  const page = await browser.newPage({ viewport: { width: 1100, height: 560 } });
-  await page.goto(url);
-  await page.waitForSelector('.monaco-workbench .part.editor', { timeout: 60000 });
-  await page.waitForSelector('.explorer-folders-view .monaco-list-row', { timeout: 60000 });
   step('workbench');
 
   // Live drafts: type at the hole as a user would (an automatic request, streamDrafts on).

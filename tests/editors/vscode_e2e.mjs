@@ -5,7 +5,7 @@
 // would so that VS Code sends an automatic inline completion request; DIFFGEM_LINE is the 0-based line.
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
-import { gotoLine, lineTexts, openFile, runCommand, waitForDiffgem } from './vscode_lib.mjs';
+import { gotoLine, lineTexts, openFile, openWorkbench, runCommand, waitForDiffgem } from './vscode_lib.mjs';
 
 const [playwrightDir, url, screenshot, settingsFile, brokenServer] = process.argv.slice(2);
 const require = createRequire(playwrightDir + '/');
@@ -14,15 +14,8 @@ const { chromium } = require('playwright-core');
 const result = { steps: [] };
 const step = (name) => result.steps.push([name, Math.round(performance.now())]);
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-});
+const { browser, page } = await openWorkbench(chromium, url);
 try {
-  const page = await browser.newPage({ viewport: { width: 1100, height: 560 } });
-  await page.goto(url);
-  await page.waitForSelector('.monaco-workbench .part.editor', { timeout: 60000 });
-  await page.waitForSelector('.explorer-folders-view .monaco-list-row', { timeout: 60000 }); // workspace loaded
   await page.waitForTimeout(1000);
   step('workbench');
   // Everything the diffgem status item says, in order (text, not only its accessibility label).

@@ -1,5 +1,20 @@
-// Helpers shared by the code-server drivers (vscode_e2e.mjs, vscode_actions.mjs): read the editor's lines,
-// open a file from the Explorer, go to a line, run a palette command, wait for the diffgem status item.
+// Helpers shared by the code-server drivers (vscode_e2e.mjs, vscode_actions.mjs): open the workbench, read
+// the editor's lines, open a file from the Explorer, go to a line, run a palette command, wait for the
+// diffgem status item, pick a code action, read the ghost text.
+
+// Debian's Chromium driven by playwright-core (`chromium --headless --screenshot` alone renders the
+// workbench blank), then the workbench at `url` with its workspace loaded.
+export async function openWorkbench(chromium, url) {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  });
+  const page = await browser.newPage({ viewport: { width: 1100, height: 560 } });
+  await page.goto(url);
+  await page.waitForSelector('.monaco-workbench .part.editor', { timeout: 60000 });
+  await page.waitForSelector('.explorer-folders-view .monaco-list-row', { timeout: 60000 }); // workspace loaded
+  return { browser, page };
+}
 
 export async function lineTexts(page) {
   // Visible editor lines in document order (`top` of each .view-line), spaces normalised.

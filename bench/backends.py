@@ -41,6 +41,13 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_ms(pid: int) -> float:
+    """CPU time a process has used so far (user + system), in ms: the server's own work per request,
+    which the machine's load does not stretch the way it stretches wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def keystrokes(hole: BenchHole) -> list[tuple[str, int, int]]:
     """(document text, line, character) after each typed character of the hole's true text."""
     out = []
@@ -144,6 +151,8 @@ async def remote_overhead(files: list[list[BenchHole]]) -> dict:
         pairs: list[tuple[float, float]] = []  # (editor-side wall, stand-in model time)
         local_over: list[float] = []
         seen = 0
+        servers = [w.client._server.pid for w in (remote, local)]  # type: ignore[union-attr]
+        cpu_before = [cpu_ms(pid) for pid in servers]
         for r_step, l_step in zip(remote_steps, local_steps, strict=True):
             wall = await keystroke(remote, r_step)
             # Read after the clock stopped. A request that never reached the model (no canvas to
@@ -156,6 +165,10 @@ async def remote_overhead(files: list[list[BenchHole]]) -> dict:
             wall = await keystroke(local, l_step)
             last = (await local.worker_status()).get("last") or {}
             local_over.append(wall - last.get("encode_ms", 0.0) - last.get("denoise_ms", 0.0))
+        cpu = [
+            (cpu_ms(pid) - t) / len(remote_steps)
+            for pid, t in zip(servers, cpu_before, strict=True)
+        ]
         status = await remote.worker_status()
         for w in (remote, local):
             await w.stop()
@@ -171,6 +184,8 @@ async def remote_overhead(files: list[list[BenchHole]]) -> dict:
         "model_ms_p50": pct([m for _, m in pairs], 0.5),
         "n": len(pairs),
         "local_overhead_ms_p50": pct(local_over, 0.5),
+        "server_cpu_ms_per_request": cpu[0],
+        "local_server_cpu_ms_per_request": cpu[1],
         "http_hop_ms_p50": pct(hop, 0.5),
         "http_hop_ms_p95": pct(hop, 0.95),
         "http_hop_n": len(hop),
@@ -232,6 +247,9 @@ def markdown(r: dict) -> str:
             f"model p50 {remote['model_ms_p50']:.0f} ms.",
             f"- beside it, a window on its own worker: wall minus the worker's encode + denoise time, p50 "
             f"{remote['local_overhead_ms_p50']:.1f} ms (LSP, canvas, pipe and this machine's load).",
+            f"- CPU time of the diffgem-lsp process itself per keystroke (didChange + request): "
+            f"{remote.get('server_cpu_ms_per_request', float('nan')):.1f} ms on the remote backend, "
+            f"{remote.get('local_server_cpu_ms_per_request', float('nan')):.1f} ms beside it on the local one.",
             f"- the HTTP hop alone (VllmBackend.generate, no LSP, no canvas): p50 **{remote['http_hop_ms_p50']:.1f} ms** "
             f"(p95 {remote['http_hop_ms_p95']:.1f} ms) over {remote['http_hop_n']} requests.",
             "",

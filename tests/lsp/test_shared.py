@@ -34,6 +34,11 @@ CANDIDATES = [
 ]
 URI = "file:///tmp/shared/hole.py"
 SHARED = {**TEST_OPTIONS, "backend": "daemon"}
+# A request that holds the engine for its whole step budget: the entropy rule with the early stop off
+# (the confidence rule ends once every position is committed, a handful of steps here, which on a
+# loaded machine could finish before the next window's request arrived). 200 forwards: seconds, well
+# within the server's 120 s deadline for an invoked request (diffgem_lsp/pipelines.py) under load.
+LONG = {"invokedSteps": 200, "earlyStop": False, "sampler": "entropy"}
 
 
 @pytest.fixture
@@ -108,9 +113,7 @@ async def test_supersede_is_per_window(rundir):
     (a, b), hole = await windows(2, rundir, prefill=False)
     # b's long request holds the engine; a's first request queues behind it, then a newer one from a
     # (the user kept typing) supersedes it.
-    b.client.workspace_did_change_configuration(
-        settings({**SHARED, "invokedSteps": 400, "earlyStop": False})
-    )
+    b.client.workspace_did_change_configuration(settings({**SHARED, **LONG}))
     before = (await a.worker_status())["totals"]["generations"]
     long_b = asyncio.ensure_future(b.inline(URI, hole.line, hole.character))
     while (await a.worker_status()).get("busy") is None:
@@ -120,7 +123,9 @@ async def test_supersede_is_per_window(rundir):
         await asyncio.sleep(0.02)
     second_a = asyncio.ensure_future(a.inline(URI, hole.line, hole.character))
     assert (await second_a)[0].insert_text
-    assert (await long_b)[0].insert_text
+    # b is answered, not failed: its generation ran to its end and is one of the two counted below
+    # (the entropy rule's last canvas may be an empty fill: a's newer answer is the fill seen).
+    assert isinstance(await long_b, list)
     try:
         superseded = await first_a
     except JsonRpcException:
@@ -133,12 +138,13 @@ async def test_supersede_is_per_window(rundir):
 
 
 async def test_daemon_killed_mid_request_every_window_recovers(rundir):
-    sessions, hole = await windows(3, rundir)
+    # No background prefill: "queued" below then counts only these long requests (a didOpen prefill
+    # queued or running could satisfy it while a window's request had not reached the daemon; that
+    # request would then run on the new daemon and answer instead of failing).
+    sessions, hole = await windows(3, rundir, prefill=False)
     (first,) = rundir
     for s in sessions:  # long requests, so that the kill lands while all three are in the daemon
-        s.client.workspace_did_change_configuration(
-            settings({**SHARED, "invokedSteps": 400, "earlyStop": False})
-        )
+        s.client.workspace_did_change_configuration(settings({**SHARED, **LONG}))
     pending = [asyncio.ensure_future(s.inline(URI, hole.line, hole.character)) for s in sessions]
     while (await sessions[0].worker_status())["queued"] < 2:
         await asyncio.sleep(0.02)
@@ -147,7 +153,7 @@ async def test_daemon_killed_mid_request_every_window_recovers(rundir):
         with pytest.raises(JsonRpcException, match="exited"):
             await task
     for s in sessions:
-        s.client.workspace_did_change_configuration(settings(SHARED))
+        s.client.workspace_did_change_configuration(settings({**SHARED, "sampler": "confidence"}))
     await asyncio.gather(*(s.wait_ready() for s in sessions))
     after = {(await s.worker_status())["pid"] for s in sessions}
     rundir.update(after)
@@ -177,7 +183,7 @@ async def test_daemon_exits_when_idle_after_its_windows_close(rundir, monkeypatc
     assert (await b.worker_status())["pid"] == daemon
     await b.stop()
     # No window left: after the idle time it exits by itself and removes its socket.
-    for _ in range(6000):  # a hang guard only (60 s), nothing is timed
+    for _ in range(12000):  # a hang guard only (120 s or more), nothing is timed
         if not _alive(daemon):
             break
         await asyncio.sleep(0.01)

@@ -126,7 +126,9 @@ class Peer:
         self.send(message)
 
     # -- waiting -------------------------------------------------------------------------------
-    def wait(self, predicate: Any, timeout: float = 30.0) -> bool:
+    # Default liveness bounds: generous, as a first answer includes the server's start (imports) on a
+    # loaded machine; they only stop a broken test (a closed stream ends a wait at once).
+    def wait(self, predicate: Any, timeout: float = 120.0) -> bool:
         deadline = time.monotonic() + timeout
         with self._cond:
             while not predicate():
@@ -136,13 +138,13 @@ class Peer:
                 self._cond.wait(min(left, 0.5))
             return True
 
-    def response(self, msg_id: Any, timeout: float = 30.0) -> dict | None:
+    def response(self, msg_id: Any, timeout: float = 120.0) -> dict | None:
         """The first answer to `msg_id`, or None when none came within `timeout` (a liveness bound)."""
         self.wait(lambda: bool(self.responses.get(msg_id)), timeout)
         answers = self.responses.get(msg_id)
         return answers[0] if answers else None
 
-    def call(self, method: str, params: Any = None, timeout: float = 30.0) -> dict | None:
+    def call(self, method: str, params: Any = None, timeout: float = 120.0) -> dict | None:
         return self.response(self.request(method, params), timeout)
 
     def messages(self, method: str) -> list[dict]:
@@ -171,7 +173,7 @@ class Peer:
         doc = {"uri": uri, "languageId": language, "version": version, "text": text}
         self.notify("textDocument/didOpen", {"textDocument": doc})
 
-    def status(self, timeout: float = 30.0) -> dict:
+    def status(self, timeout: float = 120.0) -> dict:
         answer = self.call("workspace/executeCommand", {"command": "diffgem.status"}, timeout)
         return (answer or {}).get("result") or {}
 
@@ -220,7 +222,7 @@ class LspProcess(Peer):
     def pid(self) -> int:
         return self.proc.pid
 
-    def exit(self, timeout: float = 20.0) -> int | None:
+    def exit(self, timeout: float = 60.0) -> int | None:
         """shutdown + exit; the exit code, or None if the process did not end in time."""
         try:
             self.call("shutdown", None, timeout)

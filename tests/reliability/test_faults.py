@@ -122,17 +122,19 @@ def test_stalled_worker_is_detected_and_replaced(server, filled):
 def test_sigterm_takes_the_busy_worker_down(server):
     uri = "file:///hostile/long.py"
     server.open(uri, LONG)
-    # A long generation: one token per step over many steps keeps the worker busy.
+    # A long generation: the entropy rule over many steps with the early stop off keeps the worker
+    # busy (one token per step under the confidence rule still ends once every position is
+    # committed: a short fill could end before the status below looked, on a loaded machine).
     server.notify(
         "workspace/didChangeConfiguration",
-        {"settings": {"invokedSteps": 4096, "confidenceThreshold": 2.0, "earlyStop": False}},
+        {"settings": {"invokedSteps": 4096, "sampler": "entropy", "earlyStop": False}},
     )
     worker = server.status()["pid"]
     server.request("textDocument/inlineCompletion", inline(uri, {"line": 1, "character": 11}))
-    deadline = time.monotonic() + 30
-    while server.status().get("busy") is None and time.monotonic() < deadline:
+    deadline = time.monotonic() + 120  # a hang guard only
+    while (busy := server.status().get("busy")) is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert server.status().get("busy") is not None, "the worker never started generating"
+    assert busy is not None, "the worker never started generating"
     server.proc.send_signal(signal.SIGTERM)
     server.proc.wait(20)
     deadline = time.monotonic() + 10

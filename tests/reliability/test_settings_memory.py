@@ -46,7 +46,7 @@ def test_overflowing_settings_over_lsp_warn_once_and_keep_the_session():
         params += options + "}"
         body = b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":%s}' % params.encode()
         lsp.send_bytes(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        answer = lsp.response(1, timeout=30)
+        answer = lsp.response(1, timeout=120)  # includes the server's start
         assert answer is not None and "result" in answer, answer
         assert lsp.wait(lambda: len(warnings(lsp)) >= 1, timeout=10)
         body = (

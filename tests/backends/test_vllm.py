@@ -55,10 +55,13 @@ def key_env(monkeypatch):
 
 def backend(url: str, env: str = "", states: list | None = None, **kw) -> VllmBackend:
     sink = states if states is not None else []
+    # Generous deadlines unless a test is about them: the stand-in runs the model in this process,
+    # and the product's 30 s / 3 s (made for a GPU server) could pass on a loaded CI machine.
+    kw = {"timeout_s": 300.0, "connect_timeout_s": 60.0, **kw}
     return VllmBackend(
         Settings(backend="vllm", endpoint=url, api_key_env=env),
         on_state=lambda s, m: sink.append((s, m)),
-        remote=RemoteSettings(endpoint=url, api_key_env=env, **kw) if kw else None,
+        remote=RemoteSettings(endpoint=url, api_key_env=env, **kw),
     )
 
 

@@ -94,7 +94,11 @@ async def test_rejected_key_is_one_message_and_never_logged(server, tmp_path, mo
     for _ in range(3):
         with pytest.raises(JsonRpcException, match="rejected the API key"):
             await s.inline("file:///tmp/remote/k.py", hole.line, hole.character)
-    await asyncio.sleep(0.2)  # let the notifications that went out before the answers arrive
+    # Wait for the message rather than sleep a fixed time (a hang guard of 60 s, nothing is timed).
+    for _ in range(3000):
+        if any("rejected the API key" in m for m in s.messages):  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.02)
     assert len([m for m in s.messages if "rejected the API key" in m]) == 1, s.messages  # type: ignore[attr-defined]
     assert "sk-not-the-key" not in (tmp_path / "log").read_text()
     await s.stop()

@@ -209,6 +209,12 @@ async def test_a_protocol_mismatch_restarts_nothing_and_says_why_once():
         await backend.generate(P.GenerateParams("x = ", "\n"))
     assert [s for s, _ in states] == ["loading", "error"], states  # one error, no restart
     assert "reinstall" in states[-1][1]
-    await asyncio.sleep(0.2)  # the killed process's exit is not taken for a crash
+    # The killed process's exit is not taken for a crash: wait until its reader and watcher tasks
+    # have seen it and ended (not a fixed sleep, which a loaded machine could outlast).
+    for _ in range(6000):  # a hang guard only (60 s or more)
+        if not backend._tasks:
+            break
+        await asyncio.sleep(0.01)
+    assert not backend._tasks
     assert backend.state == "error" and backend._proc is None and not backend._crashes
     await backend.stop()

@@ -47,7 +47,8 @@ async def status(client: LanguageClient) -> dict:
     )
 
 
-async def wait_ready(client: LanguageClient, timeout: float = 120) -> dict:
+async def wait_ready(client: LanguageClient, timeout: float = 300) -> dict:
+    """Until the worker has loaded the model and is idle (a hang guard: a load on a loaded machine)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         current = await status(client)

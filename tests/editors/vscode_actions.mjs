@@ -118,18 +118,18 @@ try {
     const next = await until(page, async () => {
       const text = await ghostText(page);
       return text && text !== previous ? text : null;
-    }, 15000);
+    }, 60000);
     if (next === null || next === rec.shown[0]) break;
     rec.shown.push(next);
   }
   // Back on the first (the list wraps), then one step: the second candidate, accepted with Tab.
-  rec.wrapped = await until(page, async () => ((await ghostText(page)) === rec.shown[0] ? true : null), 15000);
+  rec.wrapped = await until(page, async () => ((await ghostText(page)) === rec.shown[0] ? true : null), 60000);
   await page.keyboard.press('Alt+BracketRight');
-  rec.accepting = await until(page, async () => ((await ghostText(page)) === rec.shown[1] ? rec.shown[1] : null), 15000);
+  rec.accepting = await until(page, async () => ((await ghostText(page)) === rec.shown[1] ? rec.shown[1] : null), 60000);
   await shot(page, 'candidates');
   await page.keyboard.press('Tab');
   const before = JSON.stringify(rec.before);
-  await until(page, async () => ((JSON.stringify(await lineTexts(page)) !== before) ? true : null), 15000);
+  await until(page, async () => ((JSON.stringify(await lineTexts(page)) !== before) ? true : null), 60000);
   rec.after = await lineTexts(page);
   result.candidates = rec;
   step('candidates');

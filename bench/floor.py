@@ -352,6 +352,13 @@ def measure(out_dir: Path, repeats: int = 9) -> dict:
     return results
 
 
+def profile_lean(out: Path) -> dict:
+    """The lean step's warm-request profile alone, at 1 thread (as `measure` takes it), into `out`."""
+    torch.set_num_threads(1)
+    engine = Engine.load(device="cpu")
+    return profile_request(engine, typing_prompt(engine), out, "lean step")
+
+
 def markdown(r: dict) -> str:
     out = [
         f"CPU capability {r['cpu_capability']}, native bf16: {r['native_bf16']}; "
@@ -378,3 +385,7 @@ def markdown(r: dict) -> str:
     for key in r["profile_lean"]:
         out.append(f"| {key} | {r['profile_hf'][key]:.1f} | {r['profile_lean'][key]:.1f} |")
     return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":  # python bench/floor.py: the keystroke profile alone, beside measure()'s
+    profile_lean(Path(__file__).resolve().parent / "profile_warm_request_lean_keystroke.txt")

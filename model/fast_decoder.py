@@ -356,15 +356,14 @@ def cpu_has_native_bf16() -> bool:
 
 
 def default_threads() -> int:
-    """Intra-op threads for the worker: DIFFGEM_THREADS if set, else every core this process may use,
-    at most 4 (matmuls of 32 canvas rows stop scaling past a few threads).
+    """Intra-op threads for the worker: DIFFGEM_THREADS if set, else one core less than this process
+    may use, at most 4 (at least 1).
 
-    Every core, not one less: the old default left one to the editor and the LSP server because
-    OpenMP's spinning barriers made two threads on a busy 2-core machine ~10x slower than one. With
-    OMP_WAIT_POLICY=PASSIVE (diffgem_model/__init__.py) waiting threads sleep, and two threads won in
-    both conditions measured: on a quiet box 2 (spinning) threads 105 vs 1 thread 115 ms keystroke p50
-    (bench/speed.md, the run of Dec 1 at load ~1); under load 10-12, 2 sleeping threads took a lean step
-    in 48-50 ms vs 107-122 ms for 1 thread and 1028-1224 ms for 2 spinning ones (interleaved runs).
+    Measured side by side (bench/speed.md, "Side by side"): at load ~1, one thread answered a keystroke
+    in 95 ms p50 vs 121 ms for two sleeping (OMP_WAIT_POLICY=PASSIVE) threads, step 34.5 vs 47.7 ms:
+    waking a sleeping team costs more than the second core gives on 32-row matmuls. Under load ~10 two
+    sleeping threads won (1 thread 1.56x slower), and two spinning ones lost ~10x; so one core less,
+    and PASSIVE (diffgem_model/__init__.py) for anyone who sets DIFFGEM_THREADS higher.
     """
     if os.environ.get("DIFFGEM_THREADS", "").isdigit() and int(os.environ["DIFFGEM_THREADS"]) > 0:
         return int(os.environ["DIFFGEM_THREADS"])
@@ -372,4 +371,4 @@ def default_threads() -> int:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count() or 1
-    return min(4, max(1, usable))
+    return min(4, max(1, usable - 1))

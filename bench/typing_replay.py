@@ -137,19 +137,8 @@ async def run_typing(
     interval_ms: float | None = None,
 ) -> dict:
     """One server with `options` (defaults: {}), every file's lines typed back; summary figures."""
-    saved = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
+    session = await _started(options, env or {})
     try:
-        session = EditorSession(options={"seed": 0, **options})
-        await session.start()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    try:
-        await session.wait_ready()
         lines = [t for f in TYPED_FILES for t in lines_to_type(f, lines_per_file, chars)]
         raw = await type_lines(session, lines, interval_ms)
     finally:

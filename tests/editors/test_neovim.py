@@ -168,19 +168,21 @@ def test_neovim_session_completion_ghost_text_and_rewrite(
     assert not errors, errors
 
 
-def test_neovim_live_refinement_draws_drafts_then_the_answer(
-    tmp_path: Path, filled_hole: FilledHole
-):
+def test_neovim_live_refinement_draws_drafts_then_the_answer(tmp_path: Path, diffusion_actions):
     """streamDrafts on: while the model denoises, each diffgem/draft canvas is drawn at the hole in the
     dimmed DiffgemDraft style; the answer then replaces it in DiffgemGhost and <Tab> inserts it."""
-    hole = filled_hole
-    settings = {**TEST_SETTINGS, "streamDrafts": True}
+    # A hole whose request streams drafts before a non-empty answer (searched against the real server
+    # with the same steps: a hole the model fills in one forward would draw no draft). The driver
+    # invokes the request (headless Neovim is not in insert mode, where automatic answers are shown);
+    # one candidate, so the request is the single-row denoise the search ran.
+    hole = diffusion_actions.drafts
+    assert hole.drafts >= 2 and hole.fill.strip(), hole
     result = run_nvim(
         tmp_path,
         hole.text,
         "drafts",
         str(server_path()),
-        settings=settings,
+        settings={**TEST_SETTINGS, "streamDrafts": True},
         DIFFGEM_HOLE=f"{hole.line},{hole.character}",
     )
     drawn = [d for d in result["draft_marks"] if d["marks"]]
@@ -189,7 +191,8 @@ def test_neovim_live_refinement_draws_drafts_then_the_answer(
     assert [m["hl"] for m in result["final_marks"]] == ["DiffgemGhost"], result["final_marks"]
     assert result["ghost"] and result["ghost_accepted"] is True
     assert result["after_accept"] != result["before_accept"]
-    assert result["after_accept"].split("\n")[hole.line].startswith(hole.line_prefix)
+    line_prefix = hole.text.split("\n")[hole.line][: hole.character]
+    assert result["after_accept"].split("\n")[hole.line].startswith(line_prefix)
 
 
 def test_neovim_fill_holes_repair_syntax_and_candidates(tmp_path: Path, diffusion_actions):

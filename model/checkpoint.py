@@ -21,6 +21,7 @@ from transformers import (
 
 from .memory import MemoryEstimate, estimate
 from .precision import PrecisionError, QuantReport, load_kwargs, quant_report, resolve_precision
+from .real_config import TINY_VISION_CONFIG
 
 log = logging.getLogger("diffgem.checkpoint")
 
@@ -160,19 +161,9 @@ def diffusion_gemma_config(
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.bos_token_id,
     )
-    # vision_config=None silently builds a ~167M-parameter tower: pass a one-layer one instead.
-    vision_config = dict(
-        model_type="gemma4_vision",
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=1,
-        num_key_value_heads=1,
-        head_dim=16,
-    )
     config = DiffusionGemmaConfig(
         text_config={"vocab_size": vocab_size, **text_config, **special},
-        vision_config=vision_config,
+        vision_config=dict(TINY_VISION_CONFIG),  # a copy: the config may keep and change it
         canvas_length=canvas_length,
         # Image ids must be valid ids below vocab_size; text prompts never contain them.
         image_token_id=vocab_size - 1,

@@ -37,6 +37,18 @@ REAL_TEXT_CONFIG = dict(
     bos_token_id=2,
 )
 
+# vision_config=None silently builds a ~167M-parameter tower; code completion never feeds it images,
+# so every config this project builds gets one tiny layer instead.
+TINY_VISION_CONFIG = dict(
+    model_type="gemma4_vision",
+    hidden_size=16,
+    intermediate_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=1,
+    num_key_value_heads=1,
+    head_dim=16,
+)
+
 
 def real_config(**text_overrides) -> DiffusionGemmaConfig:
     """The full-size config; `text_overrides` shrink it (e.g. for a CPU smoke run of a GPU script)."""
@@ -51,15 +63,7 @@ def real_config(**text_overrides) -> DiffusionGemmaConfig:
     special: dict[str, Any] = dict(pad_token_id=0, eos_token_id=1, bos_token_id=2)
     return DiffusionGemmaConfig(
         text_config=text,
-        vision_config=dict(
-            model_type="gemma4_vision",
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=1,
-            num_key_value_heads=1,
-            head_dim=16,
-        ),
+        vision_config=dict(TINY_VISION_CONFIG),  # a copy: the config may keep and change it
         canvas_length=256,
         image_token_id=vocab - 1,
         boi_token_id=vocab - 2,

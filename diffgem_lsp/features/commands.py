@@ -25,16 +25,21 @@ async def restart_worker(session: Session, arguments: list[Any]) -> dict[str, An
     log.info("restarting the backend on request")
     await session.backend.restart(session.settings)
     await session.backend.wait_ready(timeout=120)
-    return await session.backend.status()
+    return await status(session, arguments)
 
 
 async def status(session: Session, arguments: list[Any]) -> dict[str, Any]:
     backend = session.backend
     try:
-        return await backend.status()
+        answer = await backend.status()
     except Exception as exc:  # the worker may be restarting; status must still answer
         log.debug("status: the backend did not answer", exc_info=True)
-        return {"state": backend.state, "pid": None, "model": backend.model, "error": str(exc)}
+        answer = {"pid": None, "model": backend.model, "error": str(exc)}
+    # The state is the backend's as this answer leaves, not the one in the worker's reply: a worker
+    # still loading answers "loading" from its reader thread, and when its "ready" event is read in
+    # the same batch, the diffgem/status notification "ready" goes out first; a client that applies
+    # this answer after it (VS Code's status item) would then say "loading" for good.
+    return {**answer, "state": backend.state}
 
 
 async def apply_rewrite(session: Session, arguments: list[Any]) -> bool:

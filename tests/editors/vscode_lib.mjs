@@ -57,11 +57,19 @@ export async function runCommand(page, title) {
 }
 
 export async function waitForDiffgem(page, state, timeout) {
-  await page.waitForFunction(
-    (label) => [...document.querySelectorAll('[aria-label]')].some((n) => n.getAttribute('aria-label') === label),
-    `diffgem ${state}`,
-    { timeout },
-  );
+  try {
+    await page.waitForFunction(
+      (label) => [...document.querySelectorAll('[aria-label]')].some((n) => n.getAttribute('aria-label') === label),
+      `diffgem ${state}`,
+      { timeout },
+    );
+  } catch (error) {
+    // Say what the status item showed instead (a timeout alone told nothing in CI).
+    const shown = await page
+      .evaluate(() => [...document.querySelectorAll('[aria-label^="diffgem"]')].map((n) => n.getAttribute('aria-label')))
+      .catch(() => []);
+    throw new Error(`no "diffgem ${state}" within ${timeout} ms; the status item said ${JSON.stringify(shown)}: ${error}`);
+  }
 }
 
 // Pick `title` in VS Code's open code-action menu (refactor menu, quick fix): focus it with the keyboard

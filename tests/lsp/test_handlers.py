@@ -15,9 +15,10 @@ from lsprotocol import types
 
 from diffgem_lsp import canvas as C
 from diffgem_lsp import pipelines, results
+from diffgem_lsp.features import commands
 from diffgem_lsp.handlers import HANDLERS
 from diffgem_lsp.session import Session
-from diffgem_protocol import GenerationResult
+from diffgem_protocol import EV_READY, GenerationResult
 from examples.editor_client import apply_edits
 
 RESULT = GenerationResult(
@@ -163,3 +164,24 @@ def test_the_log_level_flag_wins_over_the_setting(flag):
         assert logger.level == (logging.DEBUG if flag else logging.ERROR)
     finally:
         logger.setLevel(saved)
+
+
+def test_the_status_answer_agrees_with_the_last_status_notification():
+    """A worker still loading answers `status` with "loading" from its reader thread; when its ready
+    event is read in the same batch, the "ready" notification leaves before the command's answer.
+    The answer must then say "ready" too: VS Code applies it last, and said "loading" for good (CI)."""
+    client = FakeClient()
+    session = Session(client)  # type: ignore[arg-type]
+    backend = session.backend
+    worker = backend.current  # the local worker's backend, not started: no process here
+
+    async def stale_status(timeout: float = 5.0) -> dict:
+        worker._on_event({"event": EV_READY, "model": "tiny"})  # read after the status reply
+        return {"state": "loading", "pid": 1, "model": None}
+
+    worker.status = stale_status  # type: ignore[method-assign]
+    answer = asyncio.run(commands.status(session, []))
+    notified = [p["state"] for m, p in client.sent if m == "diffgem/status"]
+    assert notified == ["ready"], notified
+    assert answer["state"] == "ready", answer
+    assert answer["pid"] == 1  # the rest of the worker's reply is kept

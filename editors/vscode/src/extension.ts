@@ -51,6 +51,8 @@ let drafts: DraftView;
 // server's own status arrives (the debounce, a cold prompt cache), and the server's state after.
 let serverStatus: { state: WorkerState; message: string; model: string } = { state: 'starting', message: '', model: '' };
 let inFlight = 0;
+// diffgem/status notifications received: an answer to diffgem.status that crossed one is older than it.
+let statusNotes = 0;
 
 const executable = {
   isExecutable(file: string): boolean {
@@ -232,6 +234,7 @@ async function startClient(): Promise<void> {
     return;
   }
   next.onNotification('diffgem/status', (params: { state?: WorkerState; message?: string; model?: string }) => {
+    statusNotes++;
     showServerStatus(params.state ?? 'ready', params.message ?? '', params.model ?? '');
   });
   // streamDrafts: the canvas of the running inline request, drawn dimmed until the answer replaces it.
@@ -241,11 +244,14 @@ async function startClient(): Promise<void> {
     }
   });
   try {
+    const notesBefore = statusNotes;
     const status: { state?: WorkerState; model?: string } = await next.sendRequest('workspace/executeCommand', {
       command: 'diffgem.status',
       arguments: [],
     });
-    showServerStatus(status.state ?? 'loading', '', status.model ?? '');
+    if (statusNotes === notesBefore) {
+      showServerStatus(status.state ?? 'loading', '', status.model ?? '');
+    }
   } catch (error) {
     output.warn(`diffgem.status failed: ${String(error)}`);
   }

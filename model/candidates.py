@@ -1,8 +1,10 @@
-"""K infill candidates in one batched denoising pass: K rows against one prompt's encoder cache.
+"""K infill candidates: one batched denoise of K rows against one prompt's cache, or K single-row passes.
 
 Boundary: uses an Engine's model, tokenizer, layout and prompt cache (read-only: the batched cache is a
-copy) and returns text; it does not touch the engine's single-canvas sampler. For invoked completions: K
-rows cost one batched forward per step instead of K forwards (bench/candidates_bench.py measures both).
+copy) and returns text; it does not touch the engine's single-canvas sampler. For invoked completions: on
+an accelerator K rows cost one batched forward per step instead of K forwards; on a CPU a K-row forward
+costs about K single-row ones, so K sequential passes through the lean single-row step are faster there
+(`batches_rows`; bench/candidates_bench.py measures both side by side). A fill is cut at one canvas.
 Rows differ by their noise and, optionally, a pinned length (EOS from L on, the length probe of CAL /
 LR-DLLM). Either commit rule of model/sampler.py runs per row: Fast-dLLM's confidence threshold
 (arXiv:2505.22618) or DiffusionGemma's entropy bound (arXiv:2505.24857); a row that settles is frozen
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -26,6 +30,9 @@ from diffgem_protocol import Candidate, GenerationResult
 from .compat import decoder_attention_mask, with_cache
 from .engine import Engine, GenerateParams
 from .sampler import DenoiseCancelled, SamplerSettings, temperature_at
+
+# A committed token's probability is positive in exact arithmetic; float underflow may round it to 0.
+_TINY = 1e-30
 
 
 @dataclass
@@ -178,12 +185,74 @@ def row_lengths(engine: Engine, params: GenerateParams, rows: int) -> list[int |
     return [max(1, probe[r % len(probe)]) for r in range(rows)]
 
 
-@torch.no_grad()
+def batches_rows(engine: Engine) -> bool:
+    """Whether K candidates run as one batched denoise (an accelerator: K rows cost about one row's
+    step) or as K single-row passes (a CPU: a K-row step costs about K steps, and only a single row
+    takes the lean decoder step, model/fast_decoder.py; bench/candidates_results.md measures both).
+    DIFFGEM_BATCHED_CANDIDATES=1/0 forces one way (A/B runs)."""
+    forced = os.environ.get("DIFFGEM_BATCHED_CANDIDATES")
+    if forced in ("0", "1"):
+        return forced == "1"
+    return engine.model.device.type != "cpu"
+
+
 def generate_candidates(
     engine: Engine, params: GenerateParams, *, should_stop: Callable[[], bool] = lambda: False
 ) -> GenerationResult:
-    """The wire's batched request (params.candidates = K): K fills of one hole from one batched
-    denoise of the first canvas. Row r draws its noise from seed params.seed + r's generator stream
+    """The wire's candidates request (params.candidates = K): K fills of one hole, each with its mean
+    log-probability, in row order. One batched denoise where batching is cheap, else K sequential
+    passes (`batches_rows`); the server deduplicates and ranks either (canvas/candidates.py)."""
+    if batches_rows(engine):
+        return generate_candidates_batched(engine, params, should_stop=should_stop)
+    return generate_candidates_sequential(engine, params, should_stop=should_stop)
+
+
+@torch.no_grad()
+def generate_candidates_sequential(
+    engine: Engine, params: GenerateParams, *, should_stop: Callable[[], bool] = lambda: False
+) -> GenerationResult:
+    """K single-row passes of `Engine.generate`, row r with seed params.seed + r (as the server's
+    fallback for backends without batching, edit_pipelines._candidate_fills). The first pass encodes
+    the prompt; the others reuse it from the prompt cache. A row's score is the mean log-probability of
+    its kept tokens and EOS when committed, as `denoise_batch` reports it. The result is row 0's
+    (text, figures of the whole request), with every row in `candidates`."""
+    found: list[Candidate] = []
+    first: GenerationResult | None = None
+    forwards, encode_ms, denoise_ms = 0, 0.0, 0.0
+    for r in range(params.candidates):
+        # One canvas at most, as the batched rows (later canvases would be a row's own continuation).
+        row = replace(
+            params,
+            candidates=1,
+            seed=params.seed + r,
+            max_tokens=min(params.max_tokens, engine.canvas_length),
+        )
+        gen, confidences = engine.generate_scored(row, should_stop=should_stop)
+        first = first or gen
+        forwards += gen.forwards
+        encode_ms += gen.encode_ms
+        denoise_ms += gen.denoise_ms
+        mean = (
+            statistics.fmean(math.log(max(c, _TINY)) for c in confidences)
+            if confidences
+            else -math.inf
+        )
+        found.append(Candidate(gen.text, gen.token_ids, mean, gen.finished))
+    assert first is not None, "candidates >= 1 (GenerateParams checks it)"
+    return replace(
+        first,
+        forwards=forwards,
+        encode_ms=encode_ms,
+        denoise_ms=denoise_ms,
+        candidates=found,
+    )
+
+
+@torch.no_grad()
+def generate_candidates_batched(
+    engine: Engine, params: GenerateParams, *, should_stop: Callable[[], bool] = lambda: False
+) -> GenerationResult:
+    """K fills of one hole from one batched denoise of the first canvas. Row r draws its noise from seed params.seed + r's generator stream
     (one generator for the batch, seeded with params.seed). A fill longer than one canvas is cut there
     (finished=False): later canvases would need each row's own prompt continuation. The result is row
     0's, with every row in `candidates`."""

@@ -104,6 +104,7 @@ class Engine:
             params.suffix,
             canvas_length=self.canvas_length,
             old_text=params.old_text,
+            instruction=params.instruction,
             **extra,
         )
 
@@ -131,6 +132,18 @@ class Engine:
         on_draft: Callable[[str], None] | None = None,
     ) -> Generation:
         """Fill one hole. Raises sampler.DenoiseCancelled if `should_stop` turns true between steps."""
+        return self.generate_scored(params, should_stop=should_stop, on_draft=on_draft)[0]
+
+    @torch.no_grad()
+    def generate_scored(
+        self,
+        params: GenerateParams,
+        *,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_draft: Callable[[str], None] | None = None,
+    ) -> tuple[Generation, list[float]]:
+        """`generate`, with the probability each kept token (and the EOS that ended the fill) had when
+        it was committed: what candidates.py ranks sequential candidates by (their mean log)."""
         generator = torch.Generator(device=self.model.device).manual_seed(params.seed)
         prompt = self.build_prompt(params)
         t0 = time.perf_counter()
@@ -191,7 +204,7 @@ class Engine:
         denoise_ms = (time.perf_counter() - t1) * 1000
         text = self._heal(self._decode(produced), prompt.healed)
         counted = len(produced) + (1 if finished else 0)
-        return Generation(
+        generation = Generation(
             text=text,
             token_ids=produced,
             forwards=forwards,
@@ -204,6 +217,7 @@ class Engine:
             denoise_ms=denoise_ms,
             finished=finished,
         )
+        return generation, confidences
 
     def infill(
         self, prefix: str, suffix: str, *, steps: int | None = None, seed: int = 0, **sampler_kwargs

@@ -91,6 +91,7 @@ class Worker:
             state=self.state,
             pid=os.getpid(),
             model=self.engine.description if self.engine is not None else None,
+            layout=self.engine.layout if self.engine is not None else None,
             error=self.load_error,
             busy=self.current,
             cache_bytes=cache.nbytes if cache else 0,
@@ -139,7 +140,15 @@ class Worker:
         self.state = "ready"
         load_ms = (time.perf_counter() - t0) * 1000
         log.info("model ready: %s in %.0f ms", self.engine.description, load_ms)
-        self.send(P.event(P.EV_READY, model=self.engine.description, load_ms=load_ms))
+        # `layout`: the server offers instruction rewrites only where the layout follows them (chat).
+        self.send(
+            P.event(
+                P.EV_READY,
+                model=self.engine.description,
+                load_ms=load_ms,
+                layout=self.engine.layout,
+            )
+        )
 
     def serve(self) -> None:
         """Run requests one at a time until next_request() says stop. The one request loop of the
@@ -222,7 +231,7 @@ class Worker:
                 gen = generate_holes(
                     self.engine, params, should_stop=lambda: req.id in self.cancelled
                 )
-            elif params.candidates > 1:  # K rows of one batched denoise (model/candidates.py)
+            elif params.candidates > 1:  # K fills: batched or sequential (model/candidates.py)
                 from .candidates import generate_candidates
 
                 gen = generate_candidates(

@@ -160,3 +160,43 @@ def test_batched_entropy_rule_keeps_pins_and_stops_on_cancel(engine):
             eos_id=eos,
             should_stop=lambda: True,
         )
+
+
+def test_cpu_candidates_are_sequential_passes_and_either_path_can_be_forced(engine, monkeypatch):
+    from diffgem_model import candidates as K
+    from diffgem_model.sampler import DenoiseCancelled
+
+    params = P.GenerateParams(prefix="x = (", suffix=")\n", candidates=3, sampler=SAMPLER, seed=5)
+    monkeypatch.delenv("DIFFGEM_BATCHED_CANDIDATES", raising=False)
+    assert engine.model.device.type == "cpu" and not K.batches_rows(engine)
+    seeds: list[int] = []
+    scored = engine.generate_scored
+
+    def recording(row, **kwargs):
+        seeds.append(row.seed)
+        return scored(row, **kwargs)
+
+    monkeypatch.setattr(engine, "generate_scored", recording)
+    sequential = K.generate_candidates(engine, params)
+    assert seeds == [
+        5,
+        6,
+        7,
+    ]  # the sequential path ran: one pass per candidate, seeds seed..seed+K-1
+    assert sequential.candidates is not None and len(sequential.candidates) == 3
+    # Row r is the single pass with seed + r, cut at one canvas as a batched row is.
+    one_canvas = P.GenerateParams(
+        prefix="x = (", suffix=")\n", sampler=SAMPLER, seed=6, max_tokens=engine.canvas_length
+    )
+    assert sequential.candidates[1].text == engine.generate(one_canvas).text
+    assert sequential.text == sequential.candidates[0].text
+    assert all(c.mean_logprob <= 0 for c in sequential.candidates)
+    assert sequential.forwards >= 3 and sequential.canvases == 1
+    with pytest.raises(DenoiseCancelled):
+        K.generate_candidates(engine, params, should_stop=lambda: True)
+
+    monkeypatch.setenv("DIFFGEM_BATCHED_CANDIDATES", "1")
+    assert K.batches_rows(engine)
+    seeds.clear()
+    batched = K.generate_candidates(engine, params)
+    assert seeds == [] and batched.candidates is not None and len(batched.candidates) == 3

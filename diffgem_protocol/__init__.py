@@ -17,11 +17,17 @@ does not: the server checks `supports_batched` on the backend first):
   MultiHoleCanvas.request()): `prefix` before the first hole, `suffix` after the last, `segments[i]` the
   known text between hole i and i+1 (pinned in the canvas), `hole_tokens[i]` hole i's token budget
   (len(segments) + 1 of them). The result's `fills` holds one string per hole, `text` is their join.
+
+`instruction` rides on an edit (`old_text` set): the user's words for the rewrite ("Rewrite selection…"),
+which only the `chat` layout puts in its prompt (model/layouts.py, diffgem_lsp/backends/vllm_prompts.py);
+it is sent only when set, so a worker that predates it still reads every other request.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -52,6 +58,33 @@ EV_PREFILLED = (
 SAMPLER_RULES = ("entropy", "confidence")
 # Rows of one batched denoise: each costs its share of every forward (and K x canvas x vocab logits).
 MAX_CANDIDATES = 8
+# An instruction is a sentence or two ("use a list comprehension"), not a document: longer ones are
+# refused with a message rather than cut, so the model never acts on half a request.
+MAX_INSTRUCTION_CHARS = 1000
+# Tag-like text that a chat template or tokenizer could read as structure: the layouts' own markers
+# (<EDIT>, </EDIT>, <HOLE>) and special tokens (<bos>, <start_of_turn>, <fim_middle>, <|turn>, ...).
+# A tokenizer matches special tokens inside user text too (tokenizers' added-token split), so such a tag
+# in an instruction could close the user turn; `plain_instruction` turns its brackets into ‹ ›.
+_TAG = re.compile(r"<(/?\|?[A-Za-z0-9_]+\|?)>")
+_MARKER_NAMES = {"bos", "eos", "pad", "unk", "mask", "edit", "hole"}
+
+
+def plain_instruction(text: str) -> str:
+    """The user's instruction as plain text for a prompt: one line (control characters and line breaks
+    become spaces, runs of spaces one), and no tag a template or tokenizer would take for structure."""
+    flat = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text
+    )
+    flat = " ".join(flat.split())
+
+    def neutral(match: re.Match[str]) -> str:
+        name = match.group(1)
+        bare = name.strip("/|").lower()
+        if "_" in name or "|" in name or bare in _MARKER_NAMES:
+            return f"\u2039{name}\u203a"
+        return match.group(0)  # `List<int>`, `<T>`: code, left as written
+
+    return _TAG.sub(neutral, flat)
 
 
 class ProtocolError(ValueError):
@@ -95,8 +128,16 @@ class GenerateParams:
     candidates: int = 1  # K > 1: K rows of one batched denoise (GenerationResult.candidates)
     segments: tuple[str, ...] | None = None  # multi-hole: known text between holes, pinned
     hole_tokens: tuple[int, ...] | None = None  # multi-hole: per hole, its token budget
+    instruction: str | None = None  # an edit's instruction from the user (chat layout only)
 
     def __post_init__(self) -> None:
+        if self.instruction is not None:
+            if not isinstance(self.instruction, str) or not self.instruction.strip():
+                raise ValueError("instruction must be a non-empty string")
+            if len(self.instruction) > MAX_INSTRUCTION_CHARS:
+                raise ValueError(f"instruction longer than {MAX_INSTRUCTION_CHARS} characters")
+            if self.old_text is None or self.segments is not None:
+                raise ValueError("an instruction rides on an edit (old_text), not on a fill")
         if not 1 <= self.candidates <= MAX_CANDIDATES:
             raise ValueError(f"candidates must be 1..{MAX_CANDIDATES}, got {self.candidates}")
         if (self.segments is None) != (self.hole_tokens is None):
@@ -181,7 +222,7 @@ class GenerateRequest:
     stream: bool = False  # send EV_DRAFT events
 
     def to_message(self) -> dict[str, Any]:
-        return request(OP_GENERATE, id=self.id, stream=self.stream, params=asdict(self.params))
+        return request(OP_GENERATE, id=self.id, stream=self.stream, params=wire_params(self.params))
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> GenerateRequest:
@@ -202,11 +243,19 @@ class PrefillRequest:
     params: GenerateParams
 
     def to_message(self) -> dict[str, Any]:
-        return request(OP_PREFILL, id=self.id, params=asdict(self.params))
+        return request(OP_PREFILL, id=self.id, params=wire_params(self.params))
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> PrefillRequest:
         return cls(id=int(message["id"]), params=GenerateParams.from_dict(message["params"]))
+
+
+def wire_params(params: GenerateParams) -> dict[str, Any]:
+    """`params` as sent: an unset instruction is left out (see the module docstring)."""
+    data = asdict(params)
+    if data.get("instruction") is None:
+        data.pop("instruction", None)
+    return data
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -187,7 +187,10 @@ class Daemon(Worker):
             conn, P.event(P.EV_HELLO, pid=os.getpid(), protocol=P.PROTOCOL_VERSION, daemon=True)
         )
         if self.state == "ready" and self.engine is not None:
-            self._write(conn, P.event(P.EV_READY, model=self.engine.description, load_ms=0.0))
+            ready = P.event(
+                P.EV_READY, model=self.engine.description, load_ms=0.0, layout=self.engine.layout
+            )
+            self._write(conn, ready)
         elif self.state == "error":
             self._write(conn, P.event(P.EV_LOAD_FAILED, message=self.load_error))
         try:

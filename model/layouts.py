@@ -12,6 +12,8 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
+from diffgem_protocol import plain_instruction
+
 # Prefix tokens are dropped from the front in whole bands, so that typing at the cursor keeps the
 # window's first token (and with it the prompt cache) unchanged until a band boundary is crossed.
 PREFIX_TRIM_BAND = 128
@@ -65,13 +67,18 @@ def fim_prompt(
     max_prefix_tokens: int = 320,
     max_suffix_tokens: int = 160,
     encode: Callable[[str], list[int]] | None = None,
+    instruction: str | None = None,
 ) -> Prompt:
     """`<bos><fim_suffix>suffix<fim_prefix>prefix<fim_middle>`; the canvas is the middle padded with EOS.
 
     Suffix first: typing at the cursor only appends to the encoded text, so the KV cache of everything
     before it stays valid (ARCHITECTURE.md, "Prompt layouts"). `encode` (text -> ids, default the
     tokenizer's own) lets the engine reuse the last keystroke's tokens (incremental_tokens.py).
+    A FIM checkpoint has no place for an instruction: the server never sends one (it asks the backend's
+    layout first), and one that arrives anyway is refused rather than silently dropped.
     """
+    if instruction is not None:
+        raise ValueError("the fim layout takes no instruction (only the chat layout follows one)")
     if encode is None:
         encode = lambda text: tokenizer(text, add_special_tokens=False).input_ids  # noqa: E731
     # One id each, not `get_vocab()`: that builds the whole vocabulary dict, ~13 ms per keystroke.
@@ -102,6 +109,27 @@ CHAT_EDIT_INSTRUCTION = (
     "Rewrite the code between <EDIT> and </EDIT> so that it is correct and clear. Answer with only the "
     "new code for that region, nothing else.\n\n"
 )
+# "Rewrite selection…": the user's words replace "so that it is correct and clear", first in the turn as
+# Copilot's inline chat and Continue's edit prompt put the request before the code. The instruction is
+# plain text (diffgem_protocol.plain_instruction): one line, no tag the template could take for structure.
+CHAT_EDIT_REQUEST = (
+    "Rewrite the code between <EDIT> and </EDIT> as the user asks: {instruction}\n"
+    "Answer with only the new code for that region, nothing else.\n\n"
+)
+
+
+def chat_user_turn(prefix: str, suffix: str, old_text: str | None, instruction: str | None) -> str:
+    """The user turn of the `chat` layout: the task, then the code with its <HOLE> or <EDIT> marker."""
+    if old_text is None:
+        if instruction is not None:
+            raise ValueError("an instruction rides on an edit, not on a fill")
+        return CHAT_INSTRUCTION + prefix + "<HOLE>" + suffix
+    task = (
+        CHAT_EDIT_INSTRUCTION
+        if instruction is None
+        else CHAT_EDIT_REQUEST.format(instruction=plain_instruction(instruction))
+    )
+    return task + prefix + "<EDIT>" + old_text + "</EDIT>" + suffix
 
 
 def chat_prompt(
@@ -111,12 +139,14 @@ def chat_prompt(
     *,
     canvas_length: int,
     old_text: str | None = None,
+    instruction: str | None = None,
     max_context_chars: int = 8000,
 ) -> Prompt:
     """Prompt-level infill for DiffusionGemma-it, which has no FIM tokens and no mask token.
 
     The instruction, the code with a `<HOLE>` (or `<EDIT>...</EDIT>`) marker and the rest of the file go in
-    one user turn of the checkpoint's own chat template. Where the middle ends is not decided by the
+    one user turn of the checkpoint's own chat template; an edit's `instruction` (the user's words) says
+    how to rewrite it (`chat_user_turn`). Where the middle ends is not decided by the
     prompt: the engine probes a length and pins EOS after it (engine._with_chosen_length).
     """
     # The prefix is cut from the front in whole bands (as `fim` cuts tokens), so that typing at the cursor
@@ -125,10 +155,7 @@ def chat_prompt(
         drop = -(-(len(prefix) - max_context_chars) // CHAT_TRIM_BAND_CHARS) * CHAT_TRIM_BAND_CHARS
         prefix = prefix[drop:]
     suffix = suffix[: max_context_chars // 2]
-    if old_text is None:
-        body = CHAT_INSTRUCTION + prefix + "<HOLE>" + suffix
-    else:
-        body = CHAT_EDIT_INSTRUCTION + prefix + "<EDIT>" + old_text + "</EDIT>" + suffix
+    body = chat_user_turn(prefix, suffix, old_text, instruction)
     encoded: Any = tokenizer.apply_chat_template(
         [{"role": "user", "content": body}], tokenize=True, add_generation_prompt=True
     )

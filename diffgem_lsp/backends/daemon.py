@@ -43,6 +43,7 @@ class DaemonClient:
         self.on_state = on_state
         self.state = "stopped"
         self.model = ""
+        self.layout: str | None = None  # the checkpoint's prompt layout, from the ready event
         self.pid: int | None = None  # the daemon's
         self.error: str | None = None
         self.place: DaemonPlace | None = None
@@ -232,6 +233,7 @@ class DaemonClient:
                 log.error("daemon speaks protocol %s", message.get("protocol"))
         elif name == P.EV_READY:
             self.model = message.get("model", "")
+            self.layout = message.get("layout")
             self._ready.set()
             self._set_state("ready", f"{self.model} (shared, daemon pid {self.pid})")
         elif name == P.EV_LOAD_FAILED:

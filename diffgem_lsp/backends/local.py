@@ -68,6 +68,7 @@ class LocalWorker:
         self.on_state = on_state  # (state, message) -> status notification / progress
         self.state = "stopped"
         self.model = ""
+        self.layout: str | None = None  # the checkpoint's prompt layout, from the ready event
         self.pid: int | None = None
         self.error: str | None = None
         self._proc: asyncio.subprocess.Process | None = None
@@ -277,6 +278,7 @@ class LocalWorker:
         name = message.get("event")
         if name == P.EV_READY:
             self.model = message.get("model", "")
+            self.layout = message.get("layout")
             self._ready.set()
             self._set_state("ready", self.model)
         elif name == P.EV_LOAD_FAILED:

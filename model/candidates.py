@@ -21,7 +21,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -29,7 +29,7 @@ from diffgem_protocol import Candidate, GenerationResult
 
 from .compat import decoder_attention_mask, with_cache
 from .engine import Engine, GenerateParams
-from .sampler import DenoiseCancelled, SamplerSettings, temperature_at
+from .sampler import DenoiseCancelled, SamplerSettings, denoise, temperature_at
 
 # A committed token's probability is positive in exact arithmetic; float underflow may round it to 0.
 _TINY = 1e-30
@@ -211,39 +211,67 @@ def generate_candidates(
 def generate_candidates_sequential(
     engine: Engine, params: GenerateParams, *, should_stop: Callable[[], bool] = lambda: False
 ) -> GenerationResult:
-    """K single-row passes of `Engine.generate`, row r with seed params.seed + r (as the server's
-    fallback for backends without batching, edit_pipelines._candidate_fills). The first pass encodes
-    the prompt; the others reuse it from the prompt cache. A row's score is the mean log-probability of
-    its kept tokens and EOS when committed, as `denoise_batch` reports it. The result is row 0's
-    (text, figures of the whole request), with every row in `candidates`."""
+    """K single-row denoises of the first canvas against one encode of the prompt, row r from seed
+    params.seed + r: row r is what `Engine.generate` with that seed fills in its first canvas (the
+    server's fallback for backends without batching, edit_pipelines._candidate_fills, asks for the
+    same). The prompt is encoded once and the lean step bound once, so K rows cost one encode and
+    their forwards. A row's score is the mean log-probability of its kept tokens and EOS when
+    committed, as `denoise_batch` reports it. The result is row 0's text with the whole request's
+    figures, and every row in `candidates`."""
+    prompt = engine.build_prompt(params)
+    t0 = time.perf_counter()
+    cache, stats = engine.prompt_cache.encode(prompt.ids)
+    encode_ms = (time.perf_counter() - t0) * 1000
+    t1 = time.perf_counter()
+    step = engine.lean.bind(cache, engine.canvas_length) if engine.lean else None
+    eos = engine.eos_ids[0]
     found: list[Candidate] = []
-    first: GenerationResult | None = None
-    forwards, encode_ms, denoise_ms = 0, 0.0, 0.0
-    for r in range(params.candidates):
-        # One canvas at most, as the batched rows (later canvases would be a row's own continuation).
-        row = replace(
-            params,
-            candidates=1,
-            seed=params.seed + r,
-            max_tokens=min(params.max_tokens, engine.canvas_length),
+    forwards = 0
+    for r, length in enumerate(row_lengths(engine, params, params.candidates)):
+        pinned = dict(prompt.pinned or {})
+        if length is not None:  # layouts without an EOS that decides the length: the probe's rows
+            pinned |= {pos: eos for pos in range(length, engine.canvas_length)}
+        result = denoise(
+            engine.model,
+            cache,
+            canvas_length=engine.canvas_length,
+            settings=params.sampler,
+            generator=torch.Generator(device=engine.model.device).manual_seed(params.seed + r),
+            initial_canvas=prompt.initial_canvases[0] if prompt.initial_canvases else None,
+            pinned=pinned,
+            eos_ids=engine.eos_ids,
+            should_stop=should_stop,
+            decoder_step=step,
         )
-        gen, confidences = engine.generate_scored(row, should_stop=should_stop)
-        first = first or gen
-        forwards += gen.forwards
-        encode_ms += gen.encode_ms
-        denoise_ms += gen.denoise_ms
-        mean = (
-            statistics.fmean(math.log(max(c, _TINY)) for c in confidences)
-            if confidences
-            else -math.inf
+        forwards += result.forwards
+        ids, finished = engine._until_eos(result.canvas)
+        counted = result.confidence[: len(ids) + (1 if finished else 0)]
+        mean = statistics.fmean(math.log(max(c, _TINY)) for c in counted) if counted else -math.inf
+        found.append(
+            Candidate(engine._heal(engine._decode(ids), prompt.healed), ids, mean, finished)
         )
-        found.append(Candidate(gen.text, gen.token_ids, mean, gen.finished))
-    assert first is not None, "candidates >= 1 (GenerateParams checks it)"
-    return replace(
-        first,
+    denoise_ms = (time.perf_counter() - t1) * 1000
+    return _result(found, forwards, stats, encode_ms, denoise_ms)
+
+
+def _result(
+    found: list[Candidate], forwards: int, stats, encode_ms: float, denoise_ms: float
+) -> GenerationResult:
+    """Row 0's fill as the result's text, every row in `candidates`."""
+    head = found[0]
+    counted = len(head.token_ids) + (1 if head.finished else 0)
+    return GenerationResult(
+        text=head.text,
+        token_ids=head.token_ids,
         forwards=forwards,
+        canvases=1,
+        tokens_per_forward=counted / max(forwards, 1),
+        mean_confidence=math.exp(head.mean_logprob) if counted else 0.0,
+        encoded_tokens=stats.encoded_tokens,
+        reused_tokens=stats.reused_tokens,
         encode_ms=encode_ms,
         denoise_ms=denoise_ms,
+        finished=head.finished,
         candidates=found,
     )
 
@@ -252,8 +280,8 @@ def generate_candidates_sequential(
 def generate_candidates_batched(
     engine: Engine, params: GenerateParams, *, should_stop: Callable[[], bool] = lambda: False
 ) -> GenerationResult:
-    """K fills of one hole from one batched denoise of the first canvas. Row r draws its noise from seed params.seed + r's generator stream
-    (one generator for the batch, seeded with params.seed). A fill longer than one canvas is cut there
+    """K fills of one hole from one batched denoise of the first canvas: every row draws its noise
+    from one generator seeded with params.seed. A fill longer than one canvas is cut there
     (finished=False): later canvases would need each row's own prompt continuation. The result is row
     0's, with every row in `candidates`."""
     rows = params.candidates
@@ -282,22 +310,7 @@ def generate_candidates_batched(
         mean = float(logprob[r, :counted].mean()) if counted else -math.inf
         text = engine._heal(engine._decode(ids), prompt.healed)
         found.append(Candidate(text, ids, mean, finished))
-    head = found[0]
-    counted = len(head.token_ids) + (1 if head.finished else 0)
-    return GenerationResult(
-        text=head.text,
-        token_ids=head.token_ids,
-        forwards=forwards,
-        canvases=1,
-        tokens_per_forward=counted / max(forwards, 1),
-        mean_confidence=math.exp(head.mean_logprob) if counted else 0.0,
-        encoded_tokens=stats.encoded_tokens,
-        reused_tokens=stats.reused_tokens,
-        encode_ms=encode_ms,
-        denoise_ms=denoise_ms,
-        finished=head.finished,
-        candidates=found,
-    )
+    return _result(found, forwards, stats, encode_ms, denoise_ms)
 
 
 def best_of(

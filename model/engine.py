@@ -132,18 +132,6 @@ class Engine:
         on_draft: Callable[[str], None] | None = None,
     ) -> Generation:
         """Fill one hole. Raises sampler.DenoiseCancelled if `should_stop` turns true between steps."""
-        return self.generate_scored(params, should_stop=should_stop, on_draft=on_draft)[0]
-
-    @torch.no_grad()
-    def generate_scored(
-        self,
-        params: GenerateParams,
-        *,
-        should_stop: Callable[[], bool] = lambda: False,
-        on_draft: Callable[[str], None] | None = None,
-    ) -> tuple[Generation, list[float]]:
-        """`generate`, with the probability each kept token (and the EOS that ended the fill) had when
-        it was committed: what candidates.py ranks sequential candidates by (their mean log)."""
         generator = torch.Generator(device=self.model.device).manual_seed(params.seed)
         prompt = self.build_prompt(params)
         t0 = time.perf_counter()
@@ -204,7 +192,7 @@ class Engine:
         denoise_ms = (time.perf_counter() - t1) * 1000
         text = self._heal(self._decode(produced), prompt.healed)
         counted = len(produced) + (1 if finished else 0)
-        generation = Generation(
+        return Generation(
             text=text,
             token_ids=produced,
             forwards=forwards,
@@ -217,7 +205,6 @@ class Engine:
             denoise_ms=denoise_ms,
             finished=finished,
         )
-        return generation, confidences
 
     def infill(
         self, prefix: str, suffix: str, *, steps: int | None = None, seed: int = 0, **sampler_kwargs

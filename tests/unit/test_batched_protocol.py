@@ -170,21 +170,23 @@ def test_cpu_candidates_are_sequential_passes_and_either_path_can_be_forced(engi
     monkeypatch.delenv("DIFFGEM_BATCHED_CANDIDATES", raising=False)
     assert engine.model.device.type == "cpu" and not K.batches_rows(engine)
     seeds: list[int] = []
-    scored = engine.generate_scored
+    denoise = K.denoise
 
-    def recording(row, **kwargs):
-        seeds.append(row.seed)
-        return scored(row, **kwargs)
+    def recording(*args, **kwargs):
+        seeds.append(kwargs["generator"].initial_seed())
+        return denoise(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "generate_scored", recording)
+    monkeypatch.setattr(K, "denoise", recording)
+    lookups = engine.prompt_cache.lookups
     sequential = K.generate_candidates(engine, params)
     assert seeds == [
         5,
         6,
         7,
-    ]  # the sequential path ran: one pass per candidate, seeds seed..seed+K-1
+    ]  # the sequential path ran: one denoise per candidate, seeds seed..+K-1
+    assert engine.prompt_cache.lookups == lookups + 1  # against one encode of the prompt
     assert sequential.candidates is not None and len(sequential.candidates) == 3
-    # Row r is the single pass with seed + r, cut at one canvas as a batched row is.
+    # Row r is Engine.generate's first canvas with seed + r.
     one_canvas = P.GenerateParams(
         prefix="x = (", suffix=")\n", sampler=SAMPLER, seed=6, max_tokens=engine.canvas_length
     )

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 
-import httpx2
+import aiohttp
 import pytest
 
 from diffgem_lsp.backends.vllm import (
@@ -24,7 +24,7 @@ from diffgem_lsp.backends.vllm_prompts import CHAT_INSTRUCTION
 from diffgem_lsp.settings import Settings
 from diffgem_protocol import GenerateParams, SamplerSettings
 
-from .vllm_standin import EmbeddedModel, StandinServer, dead_port_url
+from .vllm_standin import EmbeddedModel, StandinServer, UnixStandinServer, dead_port_url
 
 KEY = "sk-standin-0123456789abcdef"
 HOLE = GenerateParams(
@@ -172,20 +172,39 @@ async def test_answers_keep_the_connection_alive(server, key_env):
     assert first.token_ids and second.token_ids
     await _until(lambda: server.record.completed == 2)
     # The probe and both streamed answers went over one connection: each answer was read to its
-    # end after [DONE], so httpx kept the connection in its pool instead of closing it.
+    # end after [DONE], so the client kept the connection in its pool instead of closing it.
     assert server.record.connections == 1
     await b.stop()
 
 
+async def test_unix_socket_endpoint(model, key_env, tmp_path):
+    # vLLM's --uds: plain HTTP over a unix socket, the key still sent.
+    srv = UnixStandinServer(model, str(tmp_path / "vllm.sock"), api_key=KEY).start()
+    try:
+        b = backend(srv.url, key_env)
+        await b.start()
+        assert b.state == "ready", b.error
+        first = await b.generate(HOLE)
+        second = await b.generate(HOLE)
+        assert first.token_ids and second.token_ids
+        await _until(lambda: srv.record.completed == 2)
+        assert srv.record.connections == 1  # kept alive over the socket too
+        assert (await b.status())["endpoint"] == f"vLLM at unix:{tmp_path / 'vllm.sock'}"
+        await b.stop()
+    finally:
+        srv.stop()
+
+
 async def test_standin_rejects_suffix_like_vllm(server):
-    async with httpx2.AsyncClient(base_url=server.url) as client:
-        r = await client.post(
-            "/v1/completions",
+    async with aiohttp.ClientSession() as client:
+        async with client.post(
+            f"{server.url}/v1/completions",
             json={"model": "diffgem-embedded", "prompt": "x", "suffix": "y"},
             headers={"Authorization": f"Bearer {KEY}"},
-        )
-    assert r.status_code == 400
-    assert r.json()["error"] == {
+        ) as r:
+            status, answer = r.status, await r.json()
+    assert status == 400
+    assert answer["error"] == {
         "message": "suffix is not currently supported",
         "type": "BadRequestError",
         "param": None,

@@ -228,8 +228,10 @@ def validate_xargs(xargs: Any, *, canvas_length: int, vocab_size: int) -> None:
 class StandinServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, model: EmbeddedModel, api_key: str | None = None):
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(
+        self, model: EmbeddedModel, api_key: str | None = None, handler: type | None = None
+    ):
+        super().__init__(("127.0.0.1", 0), handler or _Handler)
         self.model = model
         self.api_key = api_key
         self.faults = Faults()
@@ -248,6 +250,24 @@ class StandinServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+
+class UnixStandinServer(StandinServer):
+    """The stand-in on a unix socket, as `vllm serve --uds PATH` listens."""
+
+    address_family = socket.AF_UNIX
+
+    def __init__(self, model: EmbeddedModel, path: str, api_key: str | None = None):
+        self.path = path
+        super().__init__(model, api_key, handler=_UnixHandler)
+
+    def server_bind(self) -> None:  # HTTPServer's would read a (host, port) pair
+        self.socket.bind(self.path)
+        self.server_address = self.path
+
+    @property
+    def url(self) -> str:
+        return f"unix:{self.path}"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -487,6 +507,13 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             record.aborted += 1  # the client closed the request: vLLM aborts it the same way
             self.close_connection = True
+
+
+class _UnixHandler(_Handler):
+    disable_nagle_algorithm = False  # TCP_NODELAY does not apply to a unix socket
+
+    def address_string(self) -> str:
+        return "unix"  # client_address is an empty string on a unix socket
 
 
 if __name__ == "__main__":

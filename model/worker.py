@@ -50,6 +50,11 @@ class Worker:
             None  # figures of the last finished generation (benchmarks)
         )
         self.totals = {"generations": 0, "forwards": 0, "tokens": 0, "prefills": 0}
+        # Where a request's time went before its engine call (benchmarks: bench/typing_replay.py):
+        # id -> (arrival time, what the worker was running then: "generate", "prefill" or None).
+        self._arrived: dict[int, tuple[float, str | None]] = {}
+        self._running: str | None = None
+        self.last_timing: dict[str, Any] | None = None
         self._write_lock = threading.Lock()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -66,7 +71,9 @@ class Worker:
                 message = P.decode(line)
                 op = message.get("op")
                 if op == P.OP_GENERATE:
-                    self.requests.put(P.GenerateRequest.from_message(message))
+                    req = P.GenerateRequest.from_message(message)
+                    self._arrived[req.id] = (time.perf_counter(), self._running)
+                    self.requests.put(req)
                 elif op == P.OP_PREFILL:
                     self.requests.put(P.PrefillRequest.from_message(message))
                 elif op == P.OP_CANCEL:
@@ -100,6 +107,7 @@ class Worker:
             cache_lookups=cache.lookups if cache else 0,
             peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             last=self.last,
+            last_timing=self.last_timing,
             totals=self.totals,
         )
 
@@ -156,6 +164,7 @@ class Worker:
         (`next_request`) and which are dropped unrun (`dropped`)."""
         while (req := self.next_request()) is not None:
             if self.dropped(req):
+                self._arrived.pop(req.id, None)
                 self.cancelled.discard(req.id)
                 self.send(P.event(P.EV_CANCELLED, id=req.id))
                 continue
@@ -165,13 +174,27 @@ class Worker:
                 )
                 continue
             self.current = req.id
+            kind = "prefill" if isinstance(req, P.PrefillRequest) else "generate"
+            self._running = kind
+            started = time.perf_counter()
+            arrived, behind = self._arrived.pop(req.id, (started, None))
             try:
-                self.send(self.run(req))
+                answer = self.run(req)
+                if kind == "generate":
+                    self.last_timing = {
+                        "id": req.id,
+                        "queued_ms": (started - arrived) * 1000,
+                        "behind": behind,  # what the worker was running when the request came
+                        "run_ms": (time.perf_counter() - started) * 1000,
+                        "answer": answer.get("event"),
+                    }
+                self.send(answer)
             except Exception as exc:  # one bad request must not take the worker (or daemon) down
                 log.exception("generation %s failed", req.id)
                 self.send(P.event(P.EV_ERROR, id=req.id, message=f"{type(exc).__name__}: {exc}"))
             finally:
                 self.current = None
+                self._running = None
                 self.cancelled.discard(req.id)
 
     def next_request(self) -> P.GenerateRequest | P.PrefillRequest | None:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from lsprotocol import types
 
+from . import instructions
 from .features import code_action, commands, completion, documents, inline_completion, lifecycle
 from .results import APPLY_REWRITE_COMMAND
 
@@ -54,4 +55,5 @@ HANDLERS: tuple[Handler, ...] = (
     Handler(commands.RESTART_COMMAND, commands.restart_worker, "main", command=True),
     Handler(commands.STATUS_COMMAND, commands.status, "background", command=True),
     Handler(APPLY_REWRITE_COMMAND, commands.apply_rewrite, "background", command=True),
+    Handler(instructions.COMMAND, commands.rewrite_with_instruction, "background", command=True),
 )

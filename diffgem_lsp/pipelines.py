@@ -214,9 +214,17 @@ def infill_request(
 
 
 async def rewrite(
-    session: Session, uri: str, start: tuple[int, int], end: tuple[int, int], version: int | None
+    session: Session,
+    uri: str,
+    start: tuple[int, int],
+    end: tuple[int, int],
+    version: int | None,
+    instruction: str | None = None,
 ) -> Rewrite | NoRewrite:
-    """A minimal edit that rewrites the selection (expanded to whole syntax nodes), or why there is none."""
+    """A minimal edit that rewrites the selection (expanded to whole syntax nodes), or why there is none.
+
+    `instruction`: the user's words for it ("Rewrite selection…"), for a backend whose layout follows
+    them (instructions.takes_instructions, checked by the caller)."""
     doc = session.document(uri)
     if version is not None and doc.version is not None and doc.version != version:
         raise JsonRpcContentModified("document changed since the code action was listed")
@@ -226,8 +234,10 @@ async def rewrite(
     start_pos = _to_position(session, text, *start)
     end_pos = _to_position(session, text, *end)
     canvas = C.build_edit_canvas(text, doc.language_id or "", start_pos, end_pos)
-    params = rewrite_params(canvas, session.settings)
-    result = await _generate(session, params, "rewrite")
+    params = rewrite_params(canvas, session.settings, instruction)
+    result = await _generate(
+        session, params, "rewrite" if instruction is None else "instructed rewrite"
+    )
     new_text = rewritten_text(canvas, result)
     if new_text is None:
         return NoRewrite(no_rewrite_reason(canvas, result))
@@ -251,12 +261,17 @@ def infill_params(
     )
 
 
-def rewrite_params(canvas: C.EditCanvas, settings: Settings) -> GenerateParams:
+def rewrite_params(
+    canvas: C.EditCanvas, settings: Settings, instruction: str | None = None
+) -> GenerateParams:
     return GenerateParams(
+        instruction=instruction,
         prefix=canvas.prefix,
         suffix=canvas.suffix,
         old_text=canvas.original,
-        max_tokens=max(64, len(canvas.original)),  # generous: characters bound tokens
+        # Generous: characters bound tokens. An instruction may ask for more code (docstrings, a
+        # branch), so its rewrite may grow to twice the selection.
+        max_tokens=max(64, len(canvas.original)) * (1 if instruction is None else 2),
         sampler=sampler_settings(settings, automatic=False),
         seed=settings.seed,
     )

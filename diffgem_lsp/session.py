@@ -17,6 +17,7 @@ from pygls.workspace import TextDocument, Workspace
 from .backends import Backend, create_backend
 from .debounce import AdaptiveDebounce
 from .failures import with_fix
+from .instructions import takes_instructions
 from .settings import Settings, resolve_settings
 from .suggest_cache import SuggestCache
 
@@ -139,8 +140,15 @@ class Session:
 
     # -- backend state -> client ---------------------------------------------------------------
     def _on_backend_state(self, state: str, message: str) -> None:
+        # `instructions`: whether "Rewrite selection…" can run now (commands.status says the same).
         self.client.notify(
-            STATUS_NOTIFICATION, {"state": state, "message": message, "model": self.backend.model}
+            STATUS_NOTIFICATION,
+            {
+                "state": state,
+                "message": message,
+                "model": self.backend.model,
+                "instructions": takes_instructions(self.backend),
+            },
         )
         if state == "error" and message not in self._errors_shown:
             # Once per distinct failure (a model that will not load, a protocol mismatch, a crash

@@ -12,21 +12,26 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from diffgem_protocol import GenerateParams
+from diffgem_protocol import GenerateParams, plain_instruction
 
 # Characters of context sent around the hole: the server tokenises, and vLLM answers 400 when a prompt
 # passes max_model_len, so the client keeps well inside it (4 characters per token is a safe bound for code).
 MAX_PREFIX_CHARS = 6000
 MAX_SUFFIX_CHARS = 3000
 
-# The instructions of the local `chat` layout (model/layouts.py, CHAT_INSTRUCTION / CHAT_EDIT_INSTRUCTION),
-# repeated here because the LSP process must not import the model package (it imports transformers).
+# The instructions of the local `chat` layout (model/layouts.py, CHAT_INSTRUCTION / CHAT_EDIT_INSTRUCTION /
+# CHAT_EDIT_REQUEST, chat_user_turn), repeated here because the LSP process must not import the model
+# package (it imports transformers); tests/lsp/test_instruction_rewrite.py checks that both agree.
 CHAT_INSTRUCTION = (
     "Fill in the code at <HOLE>. Answer with only the code that replaces <HOLE>, nothing else.\n\n"
 )
 CHAT_EDIT_INSTRUCTION = (
     "Rewrite the code between <EDIT> and </EDIT> so that it is correct and clear. Answer with only the "
     "new code for that region, nothing else.\n\n"
+)
+CHAT_EDIT_REQUEST = (
+    "Rewrite the code between <EDIT> and </EDIT> as the user asks: {instruction}\n"
+    "Answer with only the new code for that region, nothing else.\n\n"
 )
 
 
@@ -67,11 +72,22 @@ def fim_text(prefix: str, suffix: str) -> tuple[str, str]:
     return f"<bos><fim_suffix>{suffix}<fim_prefix>{prefix}<fim_middle>", healed
 
 
-def chat_messages(prefix: str, suffix: str, old_text: str | None) -> list[dict[str, str]]:
+def chat_messages(
+    prefix: str, suffix: str, old_text: str | None, instruction: str | None = None
+) -> list[dict[str, str]]:
+    """The one user turn of the `chat` layout: the task (an edit's `instruction`, as plain text, when
+    the user gave one), then the code with its <HOLE> or <EDIT> marker."""
     if old_text is None:
+        if instruction is not None:
+            raise ValueError("an instruction rides on an edit, not on a fill")
         body = CHAT_INSTRUCTION + prefix + "<HOLE>" + suffix
     else:
-        body = CHAT_EDIT_INSTRUCTION + prefix + "<EDIT>" + old_text + "</EDIT>" + suffix
+        task = (
+            CHAT_EDIT_INSTRUCTION
+            if instruction is None
+            else CHAT_EDIT_REQUEST.format(instruction=plain_instruction(instruction))
+        )
+        body = task + prefix + "<EDIT>" + old_text + "</EDIT>" + suffix
     return [{"role": "user", "content": body}]
 
 

@@ -2,7 +2,8 @@
 
 Listing runs on the main loop and is instant (no model call); the model runs only when the client
 resolves the action (background). Clients without resolve support for `edit` get a command that applies
-the edit through workspace/applyEdit (see commands.py).
+the edit through workspace/applyEdit (see commands.py). "Rewrite selection…" (with an instruction) is a
+command only: the editor asks the user for the words, then runs it (instructions.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from .. import canvas as C
-from .. import edit_pipelines, pipelines, results
+from .. import edit_pipelines, instructions, pipelines, results
 from ..session import Session
 
 OPTIONS = types.CodeActionOptions(
@@ -31,7 +32,7 @@ def _resolves_edits(session: Session) -> bool:
     return bool(support and "edit" in support.properties)
 
 
-def _parse_target(data: Any) -> tuple[str, tuple[int, int], tuple[int, int], int | None]:
+def parse_target(data: Any) -> tuple[str, tuple[int, int], tuple[int, int], int | None]:
     try:
         rng = data["range"]
         return (
@@ -48,7 +49,7 @@ async def run_rewrite(
     session: Session, data: Any
 ) -> types.WorkspaceEdit | pipelines.NoRewrite | None:
     """The edit of a listed action: a rewrite, or (by `data["action"]`) holes filled or a repair."""
-    uri, start, end, version = _parse_target(data)
+    uri, start, end, version = parse_target(data)
     action = data.get("action")
     rewrite: pipelines.Rewrite | pipelines.NoRewrite | None
     if action == "holes":
@@ -83,6 +84,8 @@ def code_action(session: Session, params: types.CodeActionParams) -> list[types.
     actions = []
     if rng.start != rng.end and _wanted(only, types.CodeActionKind.RefactorRewrite):
         actions.append(results.rewrite_action(data, with_command=command))
+        if _instruction_offered(session):
+            actions.append(_instruction_action(data))
     if session.too_big_or_binary(doc) is not None:
         return actions
     text, language = doc.source, doc.language_id or ""
@@ -106,7 +109,28 @@ def code_action(session: Session, params: types.CodeActionParams) -> list[types.
     return actions
 
 
+def _instruction_offered(session: Session) -> bool:
+    """Listed only for a model that follows instructions and a client that can ask for one."""
+    return instructions.takes_instructions(session.backend) and instructions.client_prompts(
+        session.client.capabilities()
+    )
+
+
+def _instruction_action(data: dict[str, Any]) -> types.CodeAction:
+    """ "Rewrite selection…": a command, no `data` to resolve. The editor asks for the instruction and
+    runs the command with `instruction` added to the target (commands.rewrite_with_instruction)."""
+    return types.CodeAction(
+        title=instructions.TITLE,
+        kind=types.CodeActionKind.RefactorRewrite,
+        command=types.Command(
+            title=instructions.TITLE, command=instructions.COMMAND, arguments=[data]
+        ),
+    )
+
+
 async def code_action_resolve(session: Session, action: types.CodeAction) -> types.CodeAction:
+    if action.data is None and action.command is not None:
+        return action  # a command-only action ("Rewrite selection…"): nothing to resolve
     edit = await run_rewrite(session, action.data)
     if isinstance(edit, pipelines.NoRewrite):
         action.disabled = results.kept_as_is(edit.reason)

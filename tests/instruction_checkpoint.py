@@ -1,0 +1,64 @@
+"""A tiny random chat-layout checkpoint whose every answer is a Python identifier, for rewrite tests.
+
+Test-only. The instruction rewrite needs a `chat` model (no FIM tokens, Gemma's chat template:
+tests/chat_checkpoint.py), and an end-to-end test needs an answer the server keeps: a rewrite that makes
+the file parse worse is dropped (diffgem_lsp/canvas/edit.py postprocess_edit), and a random byte-level
+model writes byte soup. Here the vocabulary is Gemma's special tokens plus `a`-`z` and `_`, one token a
+character, so whatever the random weights pick decodes to an identifier, and a rewrite of an identifier
+usually parses. Which identifier is the model's business: tests search, never assume it.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+import torch
+from transformers import DiffusionGemmaForBlockDiffusion, PreTrainedTokenizerFast
+
+from tests.chat_checkpoint import GEMMA_CHAT_TEMPLATE, GEMMA_SPECIALS
+from tests.tiny_model import tiny_config
+
+LETTERS = string.ascii_lowercase + "_"
+# Ids the config gives to images (diffusion_gemma_config: the last three) must not be letters.
+IMAGE_SPECIALS = ["<image_soft_token>", "<start_of_image>", "<end_of_image>"]
+
+
+def identifier_tokenizer() -> PreTrainedTokenizerFast:
+    """One token per letter or underscore; anything else in a prompt reads as <unk>."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+    names = [*GEMMA_SPECIALS, "<unk>", *LETTERS, *IMAGE_SPECIALS]
+    tok = Tokenizer(models.WordLevel({name: i for i, name in enumerate(names)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        bos_token="<bos>",
+        unk_token="<unk>",
+        additional_special_tokens=[*GEMMA_SPECIALS[3:], *IMAGE_SPECIALS],
+        model_max_length=8192,
+    )
+    fast.chat_template = GEMMA_CHAT_TEMPLATE
+    return fast
+
+
+def make_identifier_checkpoint(path: str | Path, *, seed: int = 0) -> Path:
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer = identifier_tokenizer()
+    torch.manual_seed(seed)
+    config = tiny_config(tokenizer)
+    del config.diffgem_prompt_layout  # as the real -it config: the engine must find `chat` itself
+    model = DiffusionGemmaForBlockDiffusion(config)
+    end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, end_of_turn]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    assert "diffgem_prompt_layout" not in json.loads((path / "config.json").read_text())
+    return path

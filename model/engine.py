@@ -19,6 +19,7 @@ from . import EMBEDDED_CHECKPOINT
 from .checkpoint import LoadedCheckpoint, load_checkpoint
 from .fast_decoder import LeanDecoder, lean_unsupported
 from .fast_encoder import LeanEncoder
+from .fold import FOLD_MAX_TOKENS, FoldedStep, fold_enabled, foldable
 from .incremental_tokens import IncrementalTokenizer
 from .layouts import LAYOUTS, Prompt
 from .memory import prompt_cache_budget
@@ -63,6 +64,12 @@ class Engine:
         self.lean = LeanDecoder(self.model) if self.lean_unsupported is None else None
         if self.lean is not None:
             self.prompt_cache.lean_encoder = LeanEncoder(self.lean)
+        # Fold a keystroke's new prompt tokens into the first decoder step (model/fold.py).
+        self.fold = (
+            self.lean is not None
+            and fold_enabled()
+            and foldable(self.lean, self.prompt_cache.lean_encoder)
+        )
 
     def sampler_defaults(self) -> dict[str, float]:
         """Temperature schedule recorded in the checkpoint's generation config, if it has one.
@@ -134,10 +141,17 @@ class Engine:
         """Fill one hole. Raises sampler.DenoiseCancelled if `should_stop` turns true between steps."""
         generator = torch.Generator(device=self.model.device).manual_seed(params.seed)
         prompt = self.build_prompt(params)
+        choose_length = self.layout != "fim" and params.old_text is None
         t0 = time.perf_counter()
-        cache, stats = self.prompt_cache.encode(prompt.ids)
+        pending: list[int] = []
+        if self.fold and not choose_length:
+            # A keystroke's few new prompt tokens are encoded inside the first step (model/fold.py).
+            cache, stats, pending = self.prompt_cache.encode_deferred(prompt.ids, FOLD_MAX_TOKENS)
+        else:
+            cache, stats = self.prompt_cache.encode(prompt.ids)
+        held = len(prompt.ids) - len(pending)
         encode_ms = (time.perf_counter() - t0) * 1000
-        if self.layout != "fim" and params.old_text is None:
+        if choose_length:
             prompt = self._with_chosen_length(prompt, cache, params, generator)
         produced: list[int] = []
         forwards = canvases = 0
@@ -173,8 +187,9 @@ class Engine:
                     eos_ids=self.eos_ids,
                     should_stop=should_stop,
                     on_draft=draft if on_draft is not None else None,
-                    decoder_step=self.lean.bind(cache, self.canvas_length) if self.lean else None,
+                    decoder_step=self._step(cache, pending, held),
                 )
+                pending = []  # the first step encoded them (or raised before: nothing was written)
                 canvases += 1
                 forwards += result.forwards
                 kept, finished = self._until_eos(result.canvas)
@@ -189,6 +204,8 @@ class Engine:
             # RollbackCache rolls back past the sliding window too, so the entry survives multi-canvas fills.
             if cache.get_seq_length() > len(prompt.ids) and not crop_to(cache, len(prompt.ids)):
                 self.prompt_cache.clear()
+            else:  # a folded encode ran: the entry now holds the whole prompt
+                self.prompt_cache.settle(cache, prompt.ids)
         denoise_ms = (time.perf_counter() - t1) * 1000
         text = self._heal(self._decode(produced), prompt.healed)
         counted = len(produced) + (1 if finished else 0)
@@ -205,6 +222,16 @@ class Engine:
             denoise_ms=denoise_ms,
             finished=finished,
         )
+
+    def _step(self, cache, pending: list[int], held: int):
+        """The first canvas's decoder step: folded with the prompt's pending tokens where there are
+        any (then the lean step encodes them), the lean step, or None (HF's forward)."""
+        if self.lean is None:
+            return None
+        if pending:
+            encoder = self.prompt_cache.lean_encoder
+            return FoldedStep(self.lean, encoder, cache, self.canvas_length, pending, held)
+        return self.lean.bind(cache, self.canvas_length)
 
     def infill(
         self, prefix: str, suffix: str, *, steps: int | None = None, seed: int = 0, **sampler_kwargs

@@ -145,6 +145,31 @@ class PromptCache:
         `count=False` (a prefill warming the cache ahead of a request, Engine.prefill) leaves the
         hit/lookup/token counters to the requests, so they keep saying how often a request found its
         prompt cached."""
+        cache, stats, _pending = self._encode(ids, count=count, defer=0)
+        return cache, stats
+
+    def encode_deferred(
+        self, ids: list[int], max_new: int
+    ) -> tuple[RollbackCache, CacheStats, list[int]]:
+        """As `encode`, but when at most `max_new` tokens are new, leave them to the caller: the cache
+        holds the shared prefix and they come back as the third value (model/fold.py encodes them
+        in the first decoder step). The entry is keyed by what the cache holds until `settle`."""
+        return self._encode(ids, count=True, defer=max_new)
+
+    def settle(self, cache: RollbackCache, ids: list[int]) -> None:
+        """Key `cache`'s entry by `ids` once it holds them all (after a deferred encode ran)."""
+        if cache.get_seq_length() != len(ids):
+            return
+        for key, entry in list(self._entries.items()):
+            if entry is cache and key != tuple(ids):
+                del self._entries[key]
+                self._entries[tuple(ids)] = cache
+                self._evict()
+                return
+
+    def _encode(
+        self, ids: list[int], *, count: bool, defer: int
+    ) -> tuple[RollbackCache, CacheStats, list[int]]:
         key = tuple(ids)
         self.lookups += count
         best_key, best_len = None, 0
@@ -164,14 +189,19 @@ class PromptCache:
             cache, best_len = RollbackCache(self.model.config.get_text_config(decoder=True)), 0
         else:
             self.hits += count
-        self._run_encoder(cache, ids, best_len)
+        pending: list[int] = []
+        if 0 < len(ids) - best_len <= defer and best_len > 0:
+            pending, key = list(ids[best_len:]), key[:best_len]
+        else:
+            self._run_encoder(cache, ids, best_len)
         if count:
             self.reused_tokens += best_len
             self.encoded_tokens += len(ids) - best_len
         if self.max_bytes > 0:
             self._entries[key] = cache
             self._evict()
-        return cache, CacheStats(reused_tokens=best_len, encoded_tokens=len(ids) - best_len)
+        stats = CacheStats(reused_tokens=best_len, encoded_tokens=len(ids) - best_len)
+        return cache, stats, pending
 
     def append(self, cache: DynamicCache, old_ids: list[int], new_ids: list[int]) -> None:
         """Encode committed canvas tokens after a prompt (multi-canvas fills); the entry stays keyed by

@@ -93,7 +93,10 @@ def denoise(
         current = torch.tensor([initial_canvas], dtype=torch.long, device=device)
     for pos, token in pinned.items():
         current[0, pos] = token
-    mask_mapping, positions = _decoder_inputs(model, cache, current)
+    # HF's forward needs the mask and positions; a given step (the lean one) has its own.
+    mask_mapping, positions = (
+        _decoder_inputs(model, cache, current) if decoder_step is None else (None, None)
+    )
     embed_dtype = model.model.decoder.embed_tokens.weight.dtype
 
     committed = torch.zeros((1, canvas_length), dtype=torch.bool, device=device)  # confidence rule

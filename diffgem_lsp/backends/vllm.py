@@ -410,7 +410,7 @@ class VllmBackend:
             return text, healed if req.old_text is None else ""
         body = {
             "model": caps.model,
-            "messages": VP.chat_messages(prefix, suffix, req.old_text),
+            "messages": VP.chat_messages(prefix, suffix, req.old_text, req.instruction),
             "add_generation_prompt": True,
             "chat_template_kwargs": {"enable_thinking": False},
         }

@@ -132,8 +132,11 @@ start the other servers and leave diffgem out silently."
 
 ;;; Status (both clients)
 
-(defun diffgem--set-status (state message model)
-  (setq diffgem-status (list :state state :message message :model model))
+(defun diffgem--set-status (state message model &optional instructions)
+  "Keep the server's STATE, MESSAGE and MODEL; INSTRUCTIONS is t when the
+model follows instructions (\"Rewrite selection…\", a chat checkpoint)."
+  (setq diffgem-status (list :state state :message message :model model
+                             :instructions (eq instructions t)))
   (when (equal state "error")
     (display-warning 'diffgem (format "worker error: %s" message) :error))
   (force-mode-line-update t))
@@ -161,9 +164,9 @@ start the other servers and leave diffgem out silently."
 (with-eval-after-load 'eglot
   (add-to-list 'eglot-server-programs (cons (diffgem--eglot-modes) #'diffgem--eglot-contact))
   (cl-defmethod eglot-handle-notification
-    (_server (_method (eql diffgem/status)) &key state message model &allow-other-keys)
+    (_server (_method (eql diffgem/status)) &key state message model instructions &allow-other-keys)
     "Worker state from diffgem-lsp."
-    (diffgem--set-status state message model)))
+    (diffgem--set-status state message model instructions)))
 
 ;;; lsp-mode
 
@@ -177,7 +180,8 @@ start the other servers and leave diffgem out silently."
 (defvar lsp-language-id-configuration)
 
 (defun diffgem--lsp-status (_workspace params)
-  (diffgem--set-status (gethash "state" params) (gethash "message" params) (gethash "model" params)))
+  (diffgem--set-status (gethash "state" params) (gethash "message" params) (gethash "model" params)
+                       (gethash "instructions" params)))
 
 (defun diffgem--lsp-maybe-inline ()
   "Turn on lsp-mode's ghost text when diffgem serves the buffer.
@@ -329,6 +333,52 @@ area says which, with the same words as the other editors."
    ((and (fboundp 'eglot-current-server) (eglot-current-server))
     (diffgem--rewrite-eglot beg end))
    ((bound-and-true-p lsp-mode) (diffgem--rewrite-lsp-mode beg end))
+   (t (user-error "diffgem: no language server in this buffer"))))
+
+(defconst diffgem-instruction-command "diffgem.rewriteWithInstruction"
+  "The server's \"Rewrite selection…\" command: {uri, range, instruction}.")
+
+(declare-function lsp--buffer-uri "lsp-mode")
+
+(defun diffgem-rewrite-with-instruction (beg end instruction)
+  "Rewrite the region BEG..END as INSTRUCTION says (\"Rewrite selection…\").
+INSTRUCTION is read in the minibuffer.  Only a model that follows
+instructions (a chat checkpoint, e.g. DiffusionGemma-it on vLLM) takes
+one: with the embedded model this says so instead of asking.  The server
+applies the edit (workspace/applyEdit; eglot asks first when
+`eglot-confirm-server-initiated-edits' says so) or says why it did not."
+  (interactive
+   (progn
+     (unless (use-region-p) (user-error "diffgem: select the code to rewrite first"))
+     (when (and diffgem-status (not (plist-get diffgem-status :instructions)))
+       (user-error "diffgem: this model does not take instructions: use Rewrite selection"))
+     (list (region-beginning) (region-end) (read-string "diffgem instruction: "))))
+  (when (string-empty-p (string-trim instruction))
+    (user-error "diffgem: Rewrite selection… needs an instruction"))
+  (message "diffgem: rewriting...")
+  (cond
+   ((and (fboundp 'eglot-current-server) (eglot-current-server))
+    (let ((target (append (eglot--TextDocumentIdentifier)
+                          (list :range (list :start (eglot--pos-to-lsp-position beg)
+                                             :end (eglot--pos-to-lsp-position end))
+                                :instruction instruction))))
+      (jsonrpc-async-request
+       (eglot-current-server) :workspace/executeCommand
+       (list :command diffgem-instruction-command :arguments (vector target))
+       :success-fn #'ignore  ; the edit, or the server's message, arrives on its own
+       :error-fn (lambda (err) (message "diffgem: rewrite failed: %s" (plist-get err :message)))
+       :timeout-fn #'ignore
+       :timeout 300)))
+   ((bound-and-true-p lsp-mode)
+    (lsp-request-async
+     "workspace/executeCommand"
+     (list :command diffgem-instruction-command
+           :arguments (vector (list :uri (lsp--buffer-uri)
+                                    :range (lsp--region-to-range beg end)
+                                    :instruction instruction)))
+     #'ignore
+     :error-handler (lambda (err) (message "diffgem: rewrite failed: %s" (gethash "message" err)))
+     :mode 'detached))
    (t (user-error "diffgem: no language server in this buffer"))))
 
 (provide 'diffgem)

@@ -32,6 +32,7 @@ from .conftest import (
     clean_env,
     server_path,
 )
+from .instructed import instructed_fixture, instructed_turns  # noqa: F401 (the `instructed` fixture)
 
 pytestmark = pytest.mark.editor
 
@@ -545,4 +546,30 @@ def test_neovim_in_a_terminal_cycles_candidates_with_the_suggest_key(
     screen = tmux.wait(lambda s: "[+]" in statusline(s), 30, "the candidate accepted")
     after = fixture.afters[1].split("\n")
     assert buffer_lines(screen, len(after) - 1) == after[:-1], "\n".join(screen)
+    tmux.keys("Escape", ":qa!", "Enter")
+
+
+def test_neovim_rewrite_with_an_instruction_typed_at_the_prompt(
+    tmp_path: Path, terminal, instructed
+):
+    """A chat model (the vLLM stand-in, tests/editors/instructed.py): an identifier selected (`v`), then
+    `<Space>di`; vim.ui.input asks "diffgem instruction: " on the command line, the words typed there
+    reach the model's prompt, and the buffer becomes exactly the server's edit."""
+    fixture, standin = instructed
+    assert fixture.after != fixture.text  # the fixture is the applied path
+    source = tmp_path / "instructed.py"
+    source.write_text(fixture.text)
+    tmux = terminal(str(source), settings=fixture.settings)
+    tmux.wait(lambda s: "diffgem: ready" in statusline(s), 180, '"diffgem: ready"')
+    (line, first), (_, end) = fixture.start, fixture.end
+    tmux.keys(f":call cursor({line + 1}, {first + 1})", "Enter", "v")
+    if end - first > 1:
+        tmux.keys(f"{end - first - 1}l")
+    asked = len(standin.record.bodies)
+    tmux.keys("Space", "d", "i")
+    tmux.wait(lambda s: any("diffgem instruction:" in row for row in s), 60, "the prompt")
+    tmux.keys(fixture.instruction, "Enter")
+    expected = fixture.after.split("\n")[:-1]
+    tmux.wait(lambda s: buffer_lines(s, len(expected)) == expected, 120, "the server's edit")
+    assert instructed_turns(standin, fixture.instruction, asked) == 1
     tmux.keys("Escape", ":qa!", "Enter")

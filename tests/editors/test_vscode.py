@@ -35,12 +35,14 @@ from .conftest import (
     clean_env,
     server_path,
 )
+from .instructed import instructed_fixture, instructed_turns  # noqa: F401 (the `instructed` fixture)
 
 pytestmark = pytest.mark.editor
 
 EXTENSION = EDITORS / "vscode"
 DRIVER = Path(__file__).with_name("vscode_e2e.mjs")
 ACTIONS_DRIVER = Path(__file__).with_name("vscode_actions.mjs")
+INSTRUCT_DRIVER = Path(__file__).with_name("vscode_instruct.mjs")
 SCREENSHOT = EXTENSION / "media" / "ghost-text.png"
 
 
@@ -414,3 +416,43 @@ def test_vscode_live_drafts_fill_holes_repair_syntax_and_candidates(
     if os.environ.get("DIFFGEM_UPDATE_SCREENSHOT") == "1":
         for name in ("fill-the-holes-menu", "candidates"):
             shutil.copyfile(shots / f"{name}.png", SCREENSHOT.with_name(f"{name}.png"))
+
+
+def test_vscode_rewrite_selection_with_an_instruction(
+    code_server: Path, vsix: Path, tmp_path: Path, instructed
+):
+    """A chat model (the vLLM stand-in, tests/editors/instructed.py). The palette lists "diffgem: Rewrite
+    Selection…" (the server said the model takes instructions); "Rewrite selection…" from the Refactor…
+    menu opens VS Code's input box, the instruction typed there reaches the model's prompt, and the
+    editor holds exactly the server's edit; after an undo, the palette command does the same."""
+    fixture, standin = instructed
+    assert fixture.after != fixture.text  # the fixture is the applied path
+    env = clean_env(tmp_path)
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / "instructed.py").write_text(fixture.text)
+    env["DIFFGEM_INSTRUCT"] = json.dumps(fixture.for_driver("instructed.py"))
+    asked = len(standin.record.bodies)
+    with running_vscode(code_server, vsix, tmp_path, env, fixture.settings) as (port, _user):
+        proc = subprocess.run(
+            ["node", str(INSTRUCT_DRIVER), str(code_server / "node_modules" / "playwright-core"),
+             f"http://127.0.0.1:{port}/?folder={workspace}"],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert proc.stdout.strip(), proc.stderr[-3000:]
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not result.get("error"), result["error"] + "\n" + json.dumps(result)[:3000]
+    print("vscode instruct:", json.dumps(result["steps"]))
+
+    assert "\n".join(result["before"]) == fixture.text, result
+    assert any("diffgem: Rewrite Selection…" in row for row in result["palette"]), result["palette"]
+    assert result["listed"] is True, result
+    for run in (result["menu"], result["fromPalette"]):
+        assert run["title"] == "diffgem: Rewrite selection…", run
+        assert run["changed"] is True and "\n".join(run["after"]) == fixture.after, run
+        # No message besides the progress (which may still be closing): the edit was applied.
+        assert not [t for t in run["toasts"] if t.startswith("diffgem: ") and "rewriting" not in t]
+    assert result["undone"] is True, result
+    assert (
+        instructed_turns(standin, fixture.instruction, asked) == 2
+    )  # one per run, the words typed

@@ -169,6 +169,30 @@ export function serverLogLine(line: string, previous: LogLevel = 'info'): { leve
   return { level: PYTHON_LEVELS[match[2]], text: `[${match[1]}] ${match[3]}` };
 }
 
+/** "Rewrite selection…": the server's command (diffgem_lsp/instructions.py) and its action's title. */
+export const INSTRUCTION_COMMAND = 'diffgem.rewriteWithInstruction';
+export const INSTRUCTION_TITLE = 'Rewrite selection…';
+/** The server's bound (diffgem_protocol MAX_INSTRUCTION_CHARS): longer is refused, never cut. */
+export const MAX_INSTRUCTION_CHARS = 1000;
+
+/** The input box's check of an instruction: undefined when it can be sent, else what to fix. */
+export function checkInstruction(value: string): string | undefined {
+  if (!value.trim()) {
+    return 'Say how the code should change.';
+  }
+  return value.length > MAX_INSTRUCTION_CHARS ? `At most ${MAX_INSTRUCTION_CHARS} characters.` : undefined;
+}
+
+/** The target of a "Rewrite selection…" command still without its instruction ({uri, range, version}),
+ * or undefined for any other command (or one that already carries an instruction). */
+export function instructionTarget(command: string, args: unknown[]): Record<string, unknown> | undefined {
+  const target = args[0];
+  if (command !== INSTRUCTION_COMMAND || typeof target !== 'object' || target === null) {
+    return undefined;
+  }
+  return 'instruction' in target ? undefined : (target as Record<string, unknown>);
+}
+
 /** A resolved "Rewrite selection" without an edit: the server's reason, the same words in every editor. */
 export function rewriteOutcome(reason: string | undefined): string {
   return `diffgem: ${reason ?? 'the model kept the selection as it is'}`;

@@ -12,17 +12,25 @@ import {
   CodeActionRequest,
   CodeActionResolveRequest,
   ErrorAction,
+  ExecuteCommandRequest,
   LanguageClient,
   LanguageClientOptions,
   ServerOptions,
   State,
   TransportKind,
+  type ClientCapabilities,
   type CloseHandlerResult,
   type ErrorHandlerResult,
+  type FeatureState,
+  type StaticFeature,
 } from 'vscode-languageclient/node';
 import {
+  INSTRUCTION_COMMAND,
+  INSTRUCTION_TITLE,
   LANGUAGES,
   RestartPolicy,
+  checkInstruction,
+  instructionTarget,
   SERVER_SETTING_KEYS,
   packSettings,
   resolveServerPath,
@@ -86,6 +94,58 @@ function showStatus(state: WorkerState, message = '', model = ''): void {
 
 async function setRunning(running: boolean): Promise<void> {
   await vscode.commands.executeCommand('setContext', 'diffgem.running', running);
+  if (!running) {
+    await setInstructions(false);
+  }
+}
+
+/** Whether the server says "Rewrite selection…" can run now (a chat model, ready): shows its command. */
+async function setInstructions(can: boolean | undefined): Promise<void> {
+  if (can !== undefined) {
+    await vscode.commands.executeCommand('setContext', 'diffgem.instructions', can);
+  }
+}
+
+/** Tells the server this client asks the user for an instruction (diffgem_lsp/instructions.py reads
+ * `capabilities.experimental.diffgem.instructionPrompt`), so it lists "Rewrite selection…". */
+const instructionPrompt: StaticFeature = {
+  fillClientCapabilities(capabilities: ClientCapabilities): void {
+    const experimental = (capabilities.experimental ?? {}) as Record<string, unknown>;
+    capabilities.experimental = { ...experimental, diffgem: { instructionPrompt: true } };
+  },
+  initialize(): void {},
+  getState(): FeatureState {
+    return { kind: 'static' };
+  },
+  clear(): void {},
+};
+
+/** Ask for the instruction in an input box; undefined when the user cancels. */
+async function askInstruction(): Promise<string | undefined> {
+  const answer = await vscode.window.showInputBox({
+    title: `diffgem: ${INSTRUCTION_TITLE}`,
+    prompt: 'How should the selected code change?',
+    placeHolder: 'e.g. use a list comprehension',
+    ignoreFocusOut: true,
+    validateInput: (value) => checkInstruction(value),
+  });
+  return answer !== undefined && checkInstruction(answer) === undefined ? answer.trim() : undefined;
+}
+
+/** Run the server's diffgem.rewriteWithInstruction on `target` with the user's words: the server applies
+ * the edit (workspace/applyEdit) or shows why not (window/showMessage); this shows the progress. */
+async function rewriteWith(
+  target: Record<string, unknown>,
+  run: (args: unknown[]) => Promise<unknown>,
+): Promise<unknown> {
+  const instruction = await askInstruction();
+  if (instruction === undefined) {
+    return undefined;
+  }
+  return vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: 'diffgem: rewriting…' },
+    () => run([{ ...target, instruction }]),
+  );
 }
 
 function lines(input: NodeJS.ReadableStream, onLine: (line: string) => void): void {
@@ -153,6 +213,13 @@ async function startClient(): Promise<void> {
       },
     },
     middleware: {
+      // "Rewrite selection…" picked from the lightbulb or Refactor… menu runs the server's command with
+      // the selection (the action carries no instruction): ask for it first.
+      executeCommand: (command, args, next): unknown => {
+        const target = instructionTarget(command, args);
+        const run = (withWords: unknown[]): Promise<unknown> => Promise.resolve(next(command, withWords) as unknown);
+        return target ? rewriteWith(target, run) : run(args);
+      },
       // Ghost text is how VS Code shows diffgem; the same fill in the suggest widget as well popped up
       // a second copy of it on every trigger character. The popup is for those who turn ghost text off.
       provideCompletionItem: (document, position, context, token, next) =>
@@ -173,6 +240,9 @@ async function startClient(): Promise<void> {
       // VS Code's own code-action menu (lightbulb, Refactor…) applies a resolved edit but shows nothing
       // while the model runs, nor when the server keeps the text (`disabled`): say both.
       resolveCodeAction: async (item, token, next) => {
+        if (item.title === INSTRUCTION_TITLE) {
+          return next(item, token); // a command: it asks for the instruction when it runs, not here
+        }
         // Every diffgem action runs the model on resolve ("Rewrite selection", "Fill the holes", ...).
         const title = item.title === 'Rewrite selection' ? 'diffgem: rewriting…' : `diffgem: ${item.title.toLowerCase()}…`;
         const resolved = await vscode.window.withProgress(
@@ -217,6 +287,7 @@ async function startClient(): Promise<void> {
   };
 
   next = new DiffgemClient('diffgem', 'diffgem', serverOptions, clientOptions);
+  next.registerFeature(instructionPrompt);
   next.onDidChangeState((event) => {
     if (event.newState === State.Running) {
       everRunning = true;
@@ -233,10 +304,14 @@ async function startClient(): Promise<void> {
     }
     return;
   }
-  next.onNotification('diffgem/status', (params: { state?: WorkerState; message?: string; model?: string }) => {
-    statusNotes++;
-    showServerStatus(params.state ?? 'ready', params.message ?? '', params.model ?? '');
-  });
+  next.onNotification(
+    'diffgem/status',
+    (params: { state?: WorkerState; message?: string; model?: string; instructions?: boolean }) => {
+      statusNotes++;
+      showServerStatus(params.state ?? 'ready', params.message ?? '', params.model ?? '');
+      void setInstructions(params.instructions);
+    },
+  );
   // streamDrafts: the canvas of the running inline request, drawn dimmed until the answer replaces it.
   next.onNotification('diffgem/draft', (params: { uri: string; line: number; character: number; text: string }) => {
     if (inFlight > 0) {
@@ -245,12 +320,13 @@ async function startClient(): Promise<void> {
   });
   try {
     const notesBefore = statusNotes;
-    const status: { state?: WorkerState; model?: string } = await next.sendRequest('workspace/executeCommand', {
-      command: 'diffgem.status',
-      arguments: [],
-    });
+    const status: { state?: WorkerState; model?: string; instructions?: boolean } = await next.sendRequest(
+      'workspace/executeCommand',
+      { command: 'diffgem.status', arguments: [] },
+    );
     if (statusNotes === notesBefore) {
       showServerStatus(status.state ?? 'loading', '', status.model ?? '');
+      void setInstructions(status.instructions);
     }
   } catch (error) {
     output.warn(`diffgem.status failed: ${String(error)}`);
@@ -306,6 +382,32 @@ async function rewriteSelection(): Promise<void> {
   }
 }
 
+/** "diffgem: Rewrite Selection…" from the palette: the server's "Rewrite selection…" action on the
+ * selection (listed only for a model that follows instructions), then the input box. */
+async function rewriteSelectionWithInstruction(): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  if (!client || !editor || editor.selection.isEmpty) {
+    void vscode.window.showInformationMessage('diffgem: select the code to rewrite first.');
+    return;
+  }
+  const c2p = client.code2ProtocolConverter;
+  const actions = await client.sendRequest(CodeActionRequest.type, {
+    textDocument: c2p.asTextDocumentIdentifier(editor.document),
+    range: c2p.asRange(editor.selection),
+    context: { diagnostics: [], only: ['refactor.rewrite'] },
+  });
+  const action = actions?.find((a) => 'title' in a && a.title === INSTRUCTION_TITLE && 'kind' in a);
+  const target = action && 'kind' in action ? instructionTarget(INSTRUCTION_COMMAND, action.command?.arguments ?? []) : undefined;
+  if (!target) {
+    void vscode.window.showInformationMessage('diffgem: this model does not take instructions: use Rewrite Selection.');
+    return;
+  }
+  const running = client;
+  await rewriteWith(target, (args) =>
+    running.sendRequest(ExecuteCommandRequest.type, { command: INSTRUCTION_COMMAND, arguments: args }),
+  );
+}
+
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   output = vscode.window.createOutputChannel('diffgem', { log: true });
   statusItem = vscode.window.createStatusBarItem('diffgem.status', vscode.StatusBarAlignment.Right, 100);
@@ -318,6 +420,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand('diffgem.showLog', () => output.show()),
     vscode.commands.registerCommand('diffgem.restartServer', restartClient),
     vscode.commands.registerCommand('diffgem.rewriteSelection', rewriteSelection),
+    vscode.commands.registerCommand('diffgem.rewriteSelectionWithInstruction', rewriteSelectionWithInstruction),
     vscode.commands.registerCommand('diffgem.toggleAutomatic', async () => {
       const config = vscode.workspace.getConfiguration('diffgem');
       const next = !config.get<boolean>('automaticSuggestions', true);

@@ -8,6 +8,9 @@ import {
   SERVER_SETTING_KEYS,
   packSettings,
   resolveServerPath,
+  INSTRUCTION_COMMAND,
+  checkInstruction,
+  instructionTarget,
   rewriteOutcome,
   serverLogLine,
   statusView,
@@ -112,5 +115,20 @@ describe('serverLogLine and rewriteOutcome', () => {
   it('words a rewrite without an edit like every other editor', () => {
     assert.equal(rewriteOutcome("the model's rewrite would not parse: dropped"), "diffgem: the model's rewrite would not parse: dropped");
     assert.equal(rewriteOutcome(undefined), 'diffgem: the model kept the selection as it is');
+  });
+});
+
+describe('Rewrite selection… (instructions)', () => {
+  it('asks again for a blank or too long instruction, and accepts a sentence', () => {
+    assert.equal(checkInstruction('use a list comprehension'), undefined);
+    assert.match(checkInstruction('   ') ?? '', /Say how/);
+    assert.match(checkInstruction('x'.repeat(1001)) ?? '', /At most 1000/);
+  });
+  it('prompts only for the server command that still lacks its instruction', () => {
+    const target = { uri: 'file:///a.py', range: {}, version: 3 };
+    assert.deepEqual(instructionTarget(INSTRUCTION_COMMAND, [target]), target);
+    assert.equal(instructionTarget(INSTRUCTION_COMMAND, [{ ...target, instruction: 'x' }]), undefined);
+    assert.equal(instructionTarget('diffgem.applyRewrite', [target]), undefined);
+    assert.equal(instructionTarget(INSTRUCTION_COMMAND, []), undefined);
   });
 });

@@ -20,6 +20,7 @@ local defaults = {
     dismiss = '<M-[>', -- insert mode: dismiss it
     complete = '<C-Space>', -- insert mode: completion popup
     rewrite = '<leader>dr', -- visual mode: "Rewrite selection"
+    instruct = '<leader>di', -- visual mode: "Rewrite selection…" (asks for an instruction; chat models)
   },
 }
 
@@ -79,16 +80,9 @@ function M.restart()
   end)
 end
 
---- Run "Rewrite selection" on the visual selection (or `range`, {start={row,col}, ['end']={row,col}},
---- 1-based rows, 0-based byte columns) and apply the edit. Unlike a bare vim.lsp.buf.code_action(), this
---- tells the user when the model kept the text as it is (the server answers with a disabled action).
-function M.rewrite(range)
-  local bufnr = vim.api.nvim_get_current_buf()
-  local client = M.client(bufnr)
-  if not client then
-    vim.notify('diffgem: the server is not running in this buffer', vim.log.levels.WARN)
-    return
-  end
+--- textDocument/codeAction params for the visual selection, or `range` ({start={row,col},
+--- ['end']={row,col}}, 1-based rows, 0-based byte columns), or the cursor; leaves visual mode.
+local function selection_params(client, bufnr, range)
   local params
   if range then
     params = vim.lsp.util.make_given_range_params(range.start, range['end'], bufnr, client.offset_encoding)
@@ -100,7 +94,10 @@ function M.rewrite(range)
         a, b = b, a
       end
       local last = vim.fn.getline(b[2])
-      local end_col = mode == 'V' and #last or math.min(b[3], #last)
+      -- make_given_range_params takes the last selected column (0-based, inclusive) and adds one
+      -- (runtime/lua/vim/lsp/util.lua): pass the last byte of the last character, not the one after.
+      local char = vim.fn.strcharpart(last:sub(b[3]), 0, 1)
+      local end_col = mode == 'V' and #last or math.max(b[3] - 2 + #char, a[3] - 1)
       params = vim.lsp.util.make_given_range_params({ a[2], mode == 'V' and 0 or a[3] - 1 }, { b[2], end_col }, bufnr, client.offset_encoding)
       vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes('<Esc>', true, false, true), 'n', false)
     else
@@ -108,6 +105,20 @@ function M.rewrite(range)
     end
   end
   params.context = { diagnostics = {}, only = { 'refactor.rewrite' } }
+  return params
+end
+
+--- Run "Rewrite selection" on the visual selection (or `range`, as selection_params reads it) and apply
+--- the edit. Unlike a bare vim.lsp.buf.code_action(), this tells the user when the model kept the text
+--- as it is (the server answers with a disabled action).
+function M.rewrite(range)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local client = M.client(bufnr)
+  if not client then
+    vim.notify('diffgem: the server is not running in this buffer', vim.log.levels.WARN)
+    return
+  end
+  local params = selection_params(client, bufnr, range)
   client:request('textDocument/codeAction', params, function(err, actions)
     local action = not err and actions and vim.iter(actions):find(function(a)
       return a.title == 'Rewrite selection'
@@ -130,6 +141,66 @@ function M.rewrite(range)
   end, bufnr)
 end
 
+local INSTRUCTION_COMMAND = 'diffgem.rewriteWithInstruction'
+local INSTRUCTION_TITLE = 'Rewrite selection…'
+
+--- Ask for the instruction (vim.ui.input) and run the server's command on `target` ({uri, range,
+--- version}) with it. The server applies the edit (workspace/applyEdit) or shows why not; an empty
+--- answer or <Esc> cancels. Sent as a request: client:exec_cmd would come back to the handler below.
+local function ask_instruction(client, bufnr, target)
+  vim.ui.input({ prompt = 'diffgem instruction: ' }, function(instruction)
+    if not instruction or vim.trim(instruction) == '' then
+      return
+    end
+    vim.cmd.redraw()
+    vim.notify('diffgem: rewriting…')
+    local args = vim.tbl_extend('force', target, { instruction = instruction })
+    client:request('workspace/executeCommand', { command = INSTRUCTION_COMMAND, arguments = { args } }, function(err)
+      if err then
+        vim.notify('diffgem: rewrite failed: ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+      end
+    end, bufnr)
+  end)
+end
+
+--- "Rewrite selection…" picked in `gra` (vim.lsp.buf.code_action runs the action's command): the
+--- server lists it only for a model that follows instructions and a client that set the
+--- `instructionPrompt` capability (setup() below), and leaves the asking to the editor.
+local function instruction_command(command, ctx)
+  local client = vim.lsp.get_client_by_id(ctx.client_id)
+  local target = command.arguments and command.arguments[1]
+  if client and type(target) == 'table' then
+    ask_instruction(client, ctx.bufnr, target)
+  end
+end
+
+--- "Rewrite selection…" on the visual selection (or `range`): ask for an instruction and rewrite the
+--- selection as it says. Only for a model that follows instructions (a chat checkpoint); otherwise
+--- the server does not offer it and this says so.
+function M.rewrite_with_instruction(range)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local client = M.client(bufnr)
+  if not client then
+    vim.notify('diffgem: the server is not running in this buffer', vim.log.levels.WARN)
+    return
+  end
+  local params = selection_params(client, bufnr, range)
+  client:request('textDocument/codeAction', params, function(err, actions)
+    local action = not err and actions and vim.iter(actions):find(function(a)
+      return a.title == INSTRUCTION_TITLE and type(a.command) == 'table'
+    end)
+    if action then
+      ask_instruction(client, bufnr, action.command.arguments[1])
+    elseif err then
+      vim.notify('diffgem: nothing to rewrite here: ' .. err.message, vim.log.levels.WARN)
+    elseif vim.g.diffgem_status and vim.g.diffgem_status.instructions == false then
+      vim.notify('diffgem: this model does not take instructions: use Rewrite selection', vim.log.levels.WARN)
+    else
+      vim.notify('diffgem: nothing to rewrite here', vim.log.levels.WARN)
+    end
+  end, bufnr)
+end
+
 --- The message for a resolved "Rewrite selection" that carries no edit: the server's reason (the same
 --- words in every editor, e.g. "the model kept the selection as it is").
 function M.rewrite_outcome(resolved)
@@ -149,7 +220,8 @@ local function explain_resolve(client)
   client._diffgem_explains = true
   local request = client.request
   client.request = function(self, method, params, handler, bufnr)
-    if method ~= 'codeAction/resolve' or type(params) ~= 'table' or type(params.title) ~= 'string' then
+    -- A command-only action ("Rewrite selection…") resolves to itself: no model run, nothing to say.
+    if method ~= 'codeAction/resolve' or type(params) ~= 'table' or type(params.title) ~= 'string' or params.data == nil then
       return request(self, method, params, handler, bufnr)
     end
     -- After `gra`'s inputlist the message area still holds the menu: redraw first, or this line
@@ -223,6 +295,11 @@ local function set_keymaps(client, bufnr)
       M.rewrite()
     end, { buffer = bufnr, desc = 'diffgem: rewrite selection' })
   end
+  if keys.instruct then
+    vim.keymap.set('x', keys.instruct, function()
+      M.rewrite_with_instruction()
+    end, { buffer = bufnr, desc = 'diffgem: rewrite selection with an instruction' })
+  end
 end
 
 local function on_attach(client, bufnr)
@@ -253,6 +330,12 @@ function M.setup(opts)
     vim.g.diffgem_server_path = M.config.server_path
     vim.lsp.config('diffgem', { cmd = { vim.fs.normalize(M.config.server_path) } })
   end
+  -- "Rewrite selection…": this client asks for the instruction (capabilities.experimental, read by the
+  -- server's diffgem_lsp/instructions.py) and answers the action's command itself.
+  vim.lsp.config('diffgem', {
+    capabilities = { experimental = { diffgem = { instructionPrompt = true } } },
+    commands = { [INSTRUCTION_COMMAND] = instruction_command },
+  })
   if next(M.config.settings) ~= nil then -- an empty table would reach the server as a JSON array
     vim.lsp.config('diffgem', { init_options = M.config.settings })
   end

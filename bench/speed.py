@@ -44,14 +44,13 @@ TYPING_CONFIGS: dict[str, tuple[dict, dict[str, str], float | None]] = {
 # previous defaults each, on the same keystrokes in turn.
 SIDE_BY_SIDE: dict[str, tuple[dict, dict[str, str]]] = {
     "default": ({}, {}),
+    "encode before the first step (DIFFGEM_FOLD_ENCODE=0)": ({}, {"DIFFGEM_FOLD_ENCODE": "0"}),
     "whole-file tokenising (DIFFGEM_INCREMENTAL_TOKENS=0)": (
         {},
         {"DIFFGEM_INCREMENTAL_TOKENS": "0"},
     ),
-    "1 intra-op thread (DIFFGEM_THREADS=1)": ({}, {"DIFFGEM_THREADS": "1"}),
     "fixed 60 ms debounce": ({"adaptiveDebounce": False, "debounceMs": 60}, {}),
     "commit threshold 0.9": ({"confidenceThreshold": 0.9}, {}),
-    "commit threshold 0.7": ({"confidenceThreshold": 0.7}, {}),
 }
 
 
@@ -127,7 +126,9 @@ def markdown(r: dict) -> str:
         out += [
             "",
             "Side by side: every config's server typed the same keystrokes in turn (key k to each, "
-            "its answer awaited), so load from elsewhere hits all alike; the ratios hold on a busy box.",
+            "its answer awaited), so load from elsewhere hits all alike; the ratios hold on a busy box. "
+            "Each line's start reaches a server right before its own first key there (as an editor "
+            "sends Enter, then the key), so every config meets each new place cold.",
             "",
             "| config | keystrokes | keystroke → answer p50 / p95 (ms) | vs default (p50) "
             "| forwards / request | step p50 (ms) | empty answers | load average |",
@@ -141,6 +142,7 @@ def markdown(r: dict) -> str:
                 f"| {t['forwards_per_request']:.2f} | {t['step_ms_p50']:.1f} "
                 f"| {100 * t['empty_result_rate']:.0f}% | {t['load']} |"
             )
+        out += ["", *breakdown_markdown(r["side_by_side"])]
     files = ", ".join(next(iter(r["typing"].values()))["files"]) if r["typing"] else ""
     out += [
         "",
@@ -151,6 +153,56 @@ def markdown(r: dict) -> str:
     if "cold_open" in r:
         out += ["", typing_replay.cold_open_markdown(r["cold_open"]).rstrip("\n")]
     return "\n".join(out) + "\n"
+
+
+def breakdown_markdown(side: dict) -> list[str]:
+    """Where each config's keystrokes went (typing_replay._breakdown): a prompt-cache miss (the first
+    key at a new place), typing on, or answered without the model; and the default's slowest 5%."""
+    out = [
+        "Per keystroke, by kind (side by side above; medians): *cold* encoded more than "
+        f"{typing_replay.COLD_TOKENS} prompt tokens (a prompt-cache miss: the first key at a new "
+        "place), *warm* typed on, *no model* was answered from the suggestion cache. *Server*: the "
+        "keystroke's time outside the worker (debounce wait, canvas, pipes).",
+        "",
+        "| config | kind | share | p50 / max (ms) | tokens encoded | encode (ms) | forwards "
+        "| denoise (ms) | queued in worker (ms) | server (ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, t in side.items():
+        for kind, b in t.get("breakdown", {}).items():
+            if kind == "slowest 5%":
+                continue
+            out.append(
+                f"| {name} | {kind} | {100 * b['share']:.0f}% | {b['p50_ms']:.0f} / {b['max_ms']:.0f} "
+                f"| {b['encoded_tokens_p50']:.0f} | {b['encode_ms_p50']:.1f} | {b['forwards_p50']:.0f} "
+                f"| {b['denoise_ms_p50']:.0f} | {b['queued_ms_p50']:.1f} | {b['server_ms_p50']:.1f} |"
+            )
+    default = side.get("default", {})
+    cold = default.get("breakdown", {}).get("cold")
+    if cold:
+        out += [
+            "",
+            f"The default's tail: {100 * cold['share']:.0f}% of its keystrokes missed the prompt "
+            f"cache (cold, p50 {cold['p50_ms']:.0f} ms, {cold['encode_ms_p50']:.0f} ms of it encoding "
+            f"{cold['encoded_tokens_p50']:.0f} prompt tokens) and its p95 "
+            f"({default['latency_ms']['p95']:.0f} ms) falls among them. The `fim` layout puts the "
+            "suffix first (model/layouts.py), so a new place shares no prefix with a cached prompt: "
+            "the whole prompt is encoded, matmul-bound on one core.",
+        ]
+    slowest = default.get("breakdown", {}).get("slowest 5%", [])
+    if slowest:
+        out += [
+            "",
+            "The default's slowest 5%: "
+            + "; ".join(
+                f"{s['ms']:.0f} ms ({s['encoded_tokens']} tokens encoded in {s['encode_ms']:.0f} ms, "
+                f"{s['forwards']} forwards in {s['denoise_ms']:.0f} ms, queued {s['queued_ms']:.0f} ms"
+                f"{' behind a ' + s['behind'] if s['behind'] else ''}, server {s['server_ms']:.0f} ms)"
+                for s in slowest
+            )
+            + ".",
+        ]
+    return out
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
@@ -186,9 +187,7 @@ async def typing_side_by_side(
     awaited, then to B, ... So a burst of load from elsewhere hits every config alike, and the ratios
     between configs hold on a busy machine where figures from separate runs do not."""
     sessions = {name: await _started(options, env) for name, (options, env) in configs.items()}
-    raw: dict[str, dict[str, list]] = {
-        name: {"latency_ms": [], "ghost": [], "forwards": [], "step_ms": []} for name in configs
-    }
+    raw: dict[str, dict[str, list]] = {name: _empty_record() for name in configs}
     before = os.getloadavg()
     try:
         lines = [t for f in TYPED_FILES for t in lines_to_type(f, lines_per_file, chars)]
@@ -196,32 +195,31 @@ async def typing_side_by_side(
         for line in lines:
             uri = f"file:///typing/{line.path.name}"
             base = line.before + line.after
-            for session in sessions.values():
-                if line.path not in opened:
-                    session.open(uri, base, language_of(line.path.name))
-                else:
-                    session.change(uri, base)
-            opened.add(line.path)
             row = line.before.count("\n")
             column = len(line.before.rsplit("\n", 1)[-1].encode("utf-16-le")) // 2
             for k in range(1, len(line.typed) + 1):
                 typed = line.typed[:k]
                 for name, session in sessions.items():
+                    if k == 1:
+                        # The line's start goes to each server right before its own first key, as
+                        # an editor sends Enter and then the key: every config meets the new place
+                        # cold alike (sent to all at once, every config but the first had its
+                        # prefill, diffgem_lsp/prefill.py, warm the place while it waited).
+                        if line.path not in opened:
+                            session.open(uri, base, language_of(line.path.name))
+                        else:
+                            session.change(uri, base)
+                    prior = await session.worker_status()
                     t = time.perf_counter()
                     session.change(uri, line.before + typed + line.after)
                     character = column + len(typed.encode("utf-16-le")) // 2
                     items = await session.inline(uri, row, character, automatic=True)
                     latency = (time.perf_counter() - t) * 1000
-                    last = (await session.worker_status()).get("last") or {}
+                    status = await session.worker_status()
                     if k <= 2 and line is lines[0]:
                         continue  # the first keystrokes load caches: not a typing figure
-                    out = raw[name]
-                    out["latency_ms"].append(latency)
-                    out["ghost"].append(bool(items and items[0].insert_text.strip()))
-                    forwards = int(last.get("forwards", 0))
-                    out["forwards"].append(forwards)
-                    if forwards:
-                        out["step_ms"].append(float(last.get("denoise_ms", 0.0)) / forwards)
+                    _record(raw[name], latency, items, prior, status)
+            opened.add(line.path)
     finally:
         for session in sessions.values():
             await session.stop()
@@ -235,12 +233,85 @@ async def typing_side_by_side(
             "empty_result_rate": 1 - sum(r["ghost"]) / max(len(r["ghost"]), 1),
             "forwards_per_request": statistics.mean(r["forwards"]) if r["forwards"] else 0.0,
             "step_ms_p50": _pct(r["step_ms"], 0.5),
+            "breakdown": _breakdown(r["requests"]),
+            "requests": r["requests"],
             "options": configs[name][0],
             "env": configs[name][1],
             "load": load,
         }
         for name, r in raw.items()
     }
+
+
+# A request that encoded more prompt tokens than this missed the prompt cache: the first key at a new
+# place (a keystroke adds 1-3 tokens; a prefill or the previous key left the rest cached).
+COLD_TOKENS = 16
+
+
+def _empty_record() -> dict[str, list]:
+    return {"latency_ms": [], "ghost": [], "forwards": [], "step_ms": [], "requests": []}
+
+
+def _record(out: dict[str, list], latency: float, items, prior: dict, status: dict) -> None:
+    """One keystroke's figures, and where its time went (worker status before and after it)."""
+    last = status.get("last") or {}
+    timing = status.get("last_timing") or {}
+    ran = status["totals"]["generations"] > prior["totals"]["generations"]
+    out["latency_ms"].append(latency)
+    out["ghost"].append(bool(items and items[0].insert_text.strip()))
+    forwards = int(last.get("forwards", 0)) if ran else 0
+    out["forwards"].append(forwards)
+    if forwards:
+        out["step_ms"].append(float(last.get("denoise_ms", 0.0)) / forwards)
+    worker_ms = timing.get("queued_ms", 0.0) + timing.get("run_ms", 0.0) if ran else 0.0
+    out["requests"].append(
+        {
+            "ms": round(latency, 1),
+            "model": ran,  # False: answered without the model (typing-through, suggest cache)
+            "encoded_tokens": last.get("encoded_tokens", 0) if ran else 0,
+            "encode_ms": round(last.get("encode_ms", 0.0), 1) if ran else 0.0,
+            "forwards": forwards,
+            "denoise_ms": round(last.get("denoise_ms", 0.0), 1) if ran else 0.0,
+            "queued_ms": round(timing.get("queued_ms", 0.0), 1) if ran else 0.0,
+            "behind": timing.get("behind") if ran else None,
+            # The rest: the server (debounce wait, canvas, post-processing) and the two pipes.
+            "server_ms": round(latency - worker_ms, 1),
+        }
+    )
+
+
+def _breakdown(requests: list[dict]) -> dict:
+    """Keystrokes by kind (cold: a prompt-cache miss; warm: typing on; no model: the cache answered),
+    each kind's share, latency p50 and where its time went (medians)."""
+    kinds = {
+        "cold": [r for r in requests if r["model"] and r["encoded_tokens"] > COLD_TOKENS],
+        "warm": [r for r in requests if r["model"] and r["encoded_tokens"] <= COLD_TOKENS],
+        "no model": [r for r in requests if not r["model"]],
+    }
+    out: dict[str, Any] = {}
+    for kind, rs in kinds.items():
+        if not rs:
+            continue
+        out[kind] = {
+            "share": len(rs) / max(len(requests), 1),
+            "p50_ms": _pct([r["ms"] for r in rs], 0.5),
+            "max_ms": max(r["ms"] for r in rs),
+            **{
+                f"{key}_p50": _pct([float(r[key]) for r in rs], 0.5)
+                for key in (
+                    "encoded_tokens",
+                    "encode_ms",
+                    "forwards",
+                    "denoise_ms",
+                    "queued_ms",
+                    "server_ms",
+                )
+            },
+            "waited_behind": sum(1 for r in rs if r["behind"]),
+        }
+    slowest = sorted(requests, key=lambda r: -r["ms"])[: max(1, len(requests) // 20)]
+    out["slowest 5%"] = slowest
+    return out
 
 
 async def _idle(session: EditorSession, prefills: int) -> dict:

@@ -144,7 +144,8 @@ class Engine:
         choose_length = self.layout != "fim" and params.old_text is None
         t0 = time.perf_counter()
         pending: list[int] = []
-        if self.fold and not choose_length:
+        # (self.lean is read here, not only at load: a caller may switch the lean path off after.)
+        if self.fold and self.lean is not None and not choose_length:
             # A keystroke's few new prompt tokens are encoded inside the first step (model/fold.py).
             cache, stats, pending = self.prompt_cache.encode_deferred(prompt.ids, FOLD_MAX_TOKENS)
         else:
@@ -229,7 +230,7 @@ class Engine:
         if self.lean is None:
             return None
         if pending:
-            encoder = self.prompt_cache.lean_encoder
+            encoder = self.prompt_cache.lean_encoder or LeanEncoder(self.lean)
             return FoldedStep(self.lean, encoder, cache, self.canvas_length, pending, held)
         return self.lean.bind(cache, self.canvas_length)
 

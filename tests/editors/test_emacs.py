@@ -25,6 +25,7 @@ from .conftest import (
     clean_env,
     server_path,
 )
+from .instructed import instructed_fixture, instructed_turns  # noqa: F401 (the `instructed` fixture)
 
 pytestmark = pytest.mark.editor
 
@@ -257,3 +258,36 @@ def test_emacs_lsp_mode_readme_snippet_no_prompt_no_warnings_and_rewrite_outcome
     assert result["servers"] == ["diffgem"] and result["status"] == "ready"
     assert_filled_at_hole(result["after_completion"], filled_hole)
     assert_both_rewrite_paths(result["rewrites"], rewrites)
+
+
+def test_emacs_eglot_rewrite_with_an_instruction_read_in_the_minibuffer(tmp_path: Path, instructed):
+    """A chat model (the vLLM stand-in, tests/editors/instructed.py): `diffgem-rewrite-with-instruction`
+    on the selected region reads the instruction in the minibuffer (batch Emacs reads it from standard
+    input), the words reach the model's prompt, and the buffer becomes exactly the server's edit."""
+    fixture, standin = instructed
+    assert fixture.after != fixture.text  # the fixture is the applied path
+    work = tmp_path / "project"
+    work.mkdir()
+    target = work / "instructed.py"
+    target.write_text(fixture.text)
+    out = tmp_path / "instruct.json"
+    env = clean_env(tmp_path)
+    env.update(
+        DIFFGEM_LSP=str(server_path()),
+        DIFFGEM_SETTINGS=json.dumps(fixture.settings),
+        DIFFGEM_EMACS_OUT=str(out),
+        DIFFGEM_INSTRUCT=json.dumps({"start": fixture.start, "end": fixture.end}),
+    )
+    asked = len(standin.record.bodies)
+    proc = subprocess.run(
+        [emacs_with_eglot(), "--batch", "-L", str(EDITORS / "emacs"), "-l",
+         str(Path(__file__).with_name("emacs_instruct_driver.el")), str(target)],
+        cwd=work, env=env, input=fixture.instruction + "\n", capture_output=True, text=True,
+        timeout=180,
+    )  # fmt: skip
+    assert out.exists(), f"emacs wrote no result (rc={proc.returncode}):\n{proc.stderr[-3000:]}"
+    result = json.loads(out.read_text())
+    assert not result.get("error"), result["error"] + "\n" + proc.stderr[-3000:]
+    assert result["instructions"] is True  # diffgem/status said the model takes instructions
+    assert result["before"] == fixture.text and result["after"] == fixture.after, result
+    assert instructed_turns(standin, fixture.instruction, asked) == 1

@@ -554,7 +554,8 @@ def test_neovim_rewrite_with_an_instruction_typed_at_the_prompt(
 ):
     """A chat model (the vLLM stand-in, tests/editors/instructed.py): an identifier selected (`v`), then
     `<Space>di`; vim.ui.input asks "diffgem instruction: " on the command line, the words typed there
-    reach the model's prompt, and the buffer becomes exactly the server's edit."""
+    reach the model's prompt, and the buffer becomes exactly the server's edit. Then undo and the same
+    through `gra` → "Rewrite selection…"."""
     fixture, standin = instructed
     assert fixture.after != fixture.text  # the fixture is the applied path
     source = tmp_path / "instructed.py"
@@ -572,4 +573,22 @@ def test_neovim_rewrite_with_an_instruction_typed_at_the_prompt(
     expected = fixture.after.split("\n")[:-1]
     tmux.wait(lambda s: buffer_lines(s, len(expected)) == expected, 120, "the server's edit")
     assert instructed_turns(standin, fixture.instruction, asked) == 1
+
+    # Undo, then the same from `gra`: Neovim's menu lists "Rewrite selection…"; picking it runs the
+    # plugin's client command, which asks in the same prompt.
+    original = fixture.text.split("\n")[:-1]
+    tmux.keys("u")
+    tmux.wait(lambda s: buffer_lines(s, len(original)) == original, 30, "the undo")
+    tmux.keys(f":call cursor({line + 1}, {first + 1})", "Enter", "v")
+    if end - first > 1:
+        tmux.keys(f"{end - first - 1}l")
+    tmux.keys("g", "r", "a")
+    menu = tmux.wait(lambda s: any("Rewrite selection…" in row for row in s), 60, "the menu")
+    [choice] = [re.match(r"\s*(\d+)", row) for row in menu if "Rewrite selection…" in row]
+    assert choice is not None, "\n".join(menu)
+    tmux.keys(choice.group(1), "Enter")
+    tmux.wait(lambda s: any("diffgem instruction:" in row for row in s), 60, "the prompt from gra")
+    tmux.keys(fixture.instruction, "Enter")
+    tmux.wait(lambda s: buffer_lines(s, len(expected)) == expected, 120, "the edit from gra")
+    assert instructed_turns(standin, fixture.instruction, asked) == 2
     tmux.keys("Escape", ":qa!", "Enter")

@@ -11,6 +11,7 @@ import asyncio
 import json
 import platform
 import sys
+import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -70,6 +71,9 @@ async def run_speed(
     if only == "":
         print("steps: commit threshold vs exact match …", flush=True)
         results["steps"] = steps.measure_steps()
+    if only in ("", "fold"):
+        print("fold: a keystroke's request with and without the folded encode …", flush=True)
+        results["fold"] = fold_ab()
     if only in ("", "side_by_side"):
         print("typing side by side …", flush=True)
         results["side_by_side"] = await typing_replay.typing_side_by_side(SIDE_BY_SIDE)
@@ -150,9 +154,70 @@ def markdown(r: dict) -> str:
         "over the wall-clock floor at the worker's thread count (FLOPs ÷ the best matmul throughput "
         "measured above at that count).",
     ]
+    if "fold" in r:
+        out += ["", fold_markdown(r["fold"])]
     if "cold_open" in r:
         out += ["", typing_replay.cold_open_markdown(r["cold_open"]).rstrip("\n")]
     return "\n".join(out) + "\n"
+
+
+def fold_ab(chars: int = 6) -> dict:
+    """A keystroke's request in process, folded encode (model/fold.py) vs encode-then-step, paired:
+    each keystroke's prompt is warmed to the previous key's (as typing leaves the cache), then both
+    ways run back to back, alternating which goes first; how many gave the same fill is counted."""
+    import os
+    import statistics
+    import sysconfig
+
+    from diffgem_model.engine import GenerateParams
+    from eval_common import load_engine
+
+    engine, sampler = load_engine(floor.default_threads(), automatic=True)
+    text = (Path(sysconfig.get_paths()["stdlib"]) / "textwrap.py").read_text()
+    marks = ["def fill(", "def dedent(", "def indent(", "class TextWrapper", "def shorten("]
+    marks += ["def wrap(", "def _split(", "        if ", "return "]
+    typed = "value = self.width"
+    before = os.getloadavg()
+    ms: dict[bool, list[float]] = {True: [], False: []}
+    same = 0
+    for mark in marks:
+        cut = text.index(mark) + len(mark)
+        for k in range(chars):
+
+            def params(n: int, cut: int = cut) -> GenerateParams:
+                prefix = text[:cut] + typed[:n]
+                return GenerateParams(prefix=prefix, suffix=text[cut:], sampler=sampler)
+
+            outs = {}
+            for fold in (True, False) if k % 2 else (False, True):
+                engine.fold = fold
+                engine.prefill(params(max(0, k - 1)))
+                t0 = time.perf_counter()
+                result = engine.generate(params(k))
+                ms[fold].append((time.perf_counter() - t0) * 1000)
+                outs[fold] = (result.text, result.forwards)
+            same += outs[True] == outs[False]
+    engine.fold = True
+    fold_ms, plain_ms = statistics.median(ms[True]), statistics.median(ms[False])
+    return {
+        "requests": len(ms[True]),
+        "same_fills": same,
+        "fold_ms_p50": fold_ms,
+        "encode_first_ms_p50": plain_ms,
+        "ratio": fold_ms / plain_ms,
+        "load": f"{' '.join(f'{x:.2f}' for x in before)} → "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+    }
+
+
+def fold_markdown(f: dict) -> str:
+    return (
+        f"- Folded encode (model/fold.py), a keystroke's request in process, paired over "
+        f"{f['requests']} keystrokes typed into textwrap.py: **{f['fold_ms_p50']:.1f} ms folded vs "
+        f"{f['encode_first_ms_p50']:.1f} ms encoding first** (median, {f['ratio']:.2f}×), same fill "
+        f"and forwards in {f['same_fills']}/{f['requests']} (load average {f['load']}; "
+        "`python bench/speed.py --only fold`)."
+    )
 
 
 def breakdown_markdown(side: dict) -> list[str]:

@@ -234,7 +234,6 @@ async def typing_side_by_side(
             "forwards_per_request": statistics.mean(r["forwards"]) if r["forwards"] else 0.0,
             "step_ms_p50": _pct(r["step_ms"], 0.5),
             "breakdown": _breakdown(r["requests"]),
-            "requests": r["requests"],
             "options": configs[name][0],
             "env": configs[name][1],
             "load": load,

@@ -149,6 +149,7 @@ async def remote_overhead(files: list[list[BenchHole]]) -> dict:
         holes = [h for f in files for h in f]
         remote_steps, local_steps = plan(remote, "remote", holes), plan(local, "local", holes)
         pairs: list[tuple[float, float]] = []  # (editor-side wall, stand-in model time)
+        standin_own: list[float] = []  # the stand-in's time outside the model, same requests
         local_over: list[float] = []
         seen = 0
         servers = [w.client._server.pid for w in (remote, local)]  # type: ignore[union-attr]
@@ -158,9 +159,11 @@ async def remote_overhead(files: list[list[BenchHole]]) -> dict:
             # Read after the clock stopped. A request that never reached the model (no canvas to
             # fill) adds no model time and is left out.
             with urlopen(f"{url}/standin/record") as r:  # noqa: S310 (loopback, our own stand-in)
-                model = json.load(r)["model_ms"]
+                record = json.load(r)
+            model = record["model_ms"]
             if len(model) > seen:
                 pairs.append((wall, model[-1]))
+                standin_own.append(record["server_ms"][-1])
             seen = len(model)
             wall = await keystroke(local, l_step)
             last = (await local.worker_status()).get("last") or {}
@@ -183,6 +186,7 @@ async def remote_overhead(files: list[list[BenchHole]]) -> dict:
         "wall_ms_p50": pct([w for w, _ in pairs], 0.5),
         "model_ms_p50": pct([m for _, m in pairs], 0.5),
         "n": len(pairs),
+        "standin_own_ms_p50": pct(standin_own, 0.5),
         "local_overhead_ms_p50": pct(local_over, 0.5),
         "server_cpu_ms_per_request": cpu[0],
         "local_server_cpu_ms_per_request": cpu[1],
@@ -224,13 +228,19 @@ async def http_hop(url: str, holes: list[BenchHole]) -> list[float]:
 
 
 def markdown(r: dict) -> str:
-    one, three, remote = r["single_window"], r["three_windows"], r["remote"]
-    return "\n".join(
-        [
-            "## Backends (bench/backends.py)",
-            "",
-            f"Machine: {r['machine']}. Embedded model; {one['n']} automatic requests per configuration "
-            f"(typing through {r['holes']} holes, {TYPED_CHARS} keystrokes each).",
+    """The results as markdown: each section that `r` holds (a rerun of one section into a fresh
+    directory has only that one)."""
+    lines = [
+        "## Backends (bench/backends.py)",
+        "",
+        f"Machine: {r['machine']}. Embedded model; typing through {r['holes']} holes, "
+        f"{TYPED_CHARS} keystrokes each, one automatic request per keystroke.",
+        "",
+    ]
+    if "single_window" in r and "three_windows" in r:
+        one, three = r["single_window"], r["three_windows"]
+        lines += [
+            f"{one['n']} requests per configuration:",
             "",
             "| | 1 window, own worker | 3 windows, shared daemon | ratio | target |",
             "|---|---|---|---|---|",
@@ -239,26 +249,45 @@ def markdown(r: dict) -> str:
             f"| warm p50, round-robin typing (ms) | {one['warm_ms_p50']:.0f} | "
             f"{three['warm_ms_p50']:.0f} | **{r['warm_p50_ratio']:.2f}×** | ≤ 1.5× |",
             "",
-            "Remote backend (vLLM stand-in on 127.0.0.1, own process), LSP request → HTTP → answer with "
-            "the stand-in's model time (tokenise + denoise) subtracted:",
-            "",
-            f"- overhead p50 **{remote['overhead_ms_p50']:.1f} ms** (p95 {remote['overhead_ms_p95']:.1f} ms; "
-            f"target ≤ 5 ms p50) over {remote['n']} requests; wall p50 {remote['wall_ms_p50']:.0f} ms, "
-            f"model p50 {remote['model_ms_p50']:.0f} ms.",
-            f"- beside it, a window on its own worker: wall minus the worker's encode + denoise time, p50 "
-            f"{remote['local_overhead_ms_p50']:.1f} ms (LSP, canvas, pipe and this machine's load).",
-            f"- CPU time of the diffgem-lsp process itself per keystroke (didChange + request): "
-            f"{remote.get('server_cpu_ms_per_request', float('nan')):.1f} ms on the remote backend, "
-            f"{remote.get('local_server_cpu_ms_per_request', float('nan')):.1f} ms beside it on the local one.",
-            f"- the HTTP hop alone (VllmBackend.generate, no LSP, no canvas): p50 **{remote['http_hop_ms_p50']:.1f} ms** "
-            f"(p95 {remote['http_hop_ms_p95']:.1f} ms) over {remote['http_hop_n']} requests.",
-            "",
-            f"Load average while measuring (1/5/15 min): {', '.join(f'{x:.1f}' for x in r['load_average'])} "
-            "on this machine's CPUs — other jobs ran alongside, which is why the configurations are "
-            "interleaved rather than run one after the other.",
-            "",
         ]
-    )
+    if "remote" in r:
+        lines += remote_markdown(r["remote"])
+    lines += [
+        f"Load average while measuring (1/5/15 min): {', '.join(f'{x:.1f}' for x in r['load_average'])} "
+        "on this machine's CPUs — other jobs ran alongside, which is why the configurations are "
+        "interleaved rather than run one after the other.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def remote_markdown(remote: dict) -> list[str]:
+    own = remote.get("standin_own_ms_p50")
+    return [
+        "Remote backend (vLLM stand-in on 127.0.0.1, own process), LSP request → HTTP → answer with "
+        "the stand-in's model time (tokenise + denoise) subtracted:",
+        "",
+        f"- overhead p50 **{remote['overhead_ms_p50']:.1f} ms** (p95 {remote['overhead_ms_p95']:.1f} ms; "
+        f"target ≤ 5 ms p50) over {remote['n']} requests; wall p50 {remote['wall_ms_p50']:.0f} ms, "
+        f"model p50 {remote['model_ms_p50']:.0f} ms.",
+        *(
+            []
+            if own is None
+            else [
+                f"- of it, the stand-in's own time outside the model (its Python http.server reading the "
+                f"request, JSON, validation, detokenising, writing each canvas): p50 {own:.1f} ms — "
+                "vLLM's server has a cost of its own in that place."
+            ]
+        ),
+        f"- beside it, a window on its own worker: wall minus the worker's encode + denoise time, p50 "
+        f"{remote['local_overhead_ms_p50']:.1f} ms (LSP, canvas, pipe and this machine's load).",
+        f"- CPU time of the diffgem-lsp process itself per keystroke (didChange + request): "
+        f"{remote.get('server_cpu_ms_per_request', float('nan')):.1f} ms on the remote backend, "
+        f"{remote.get('local_server_cpu_ms_per_request', float('nan')):.1f} ms beside it on the local one.",
+        f"- the HTTP hop alone (VllmBackend.generate, no LSP, no canvas): p50 **{remote['http_hop_ms_p50']:.1f} ms** "
+        f"(p95 {remote['http_hop_ms_p95']:.1f} ms) over {remote['http_hop_n']} requests.",
+        "",
+    ]
 
 
 async def main() -> int:
@@ -275,6 +304,7 @@ async def main() -> int:
         "holes": sum(len(f) for f in files),
     }
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     if args.only and (out / "backends.json").exists():
         results = {**json.loads((out / "backends.json").read_text()), **results}
     if args.only != "remote":
@@ -286,9 +316,10 @@ async def main() -> int:
         print("remote backend on loopback (and a local window beside it) …", flush=True)
         results["remote"] = await remote_overhead(files)
     results["load_average"] = os.getloadavg()
-    one, three = results["single_window"], results["three_windows"]
-    results["memory_ratio"] = three["daemon_rss_mb"] / one["worker_rss_mb"]
-    results["warm_p50_ratio"] = three["warm_ms_p50"] / one["warm_ms_p50"]
+    if "single_window" in results and "three_windows" in results:
+        one, three = results["single_window"], results["three_windows"]
+        results["memory_ratio"] = three["daemon_rss_mb"] / one["worker_rss_mb"]
+        results["warm_p50_ratio"] = three["warm_ms_p50"] / one["warm_ms_p50"]
     (out / "backends.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (out / "backends.md").write_text(table)

@@ -151,7 +151,10 @@ class VllmBackend:
         self.stats["requests"] += 1
         self._inflight += 1
         try:
-            return await asyncio.wait_for(self._generate(params, caps), self.remote.timeout_s)
+            # asyncio.timeout rather than wait_for: no second task per request (wait_for wraps the
+            # coroutine in one on 3.11), and cancelling still closes the HTTP request.
+            async with asyncio.timeout(self.remote.timeout_s):
+                return await self._generate(params, caps)
         except TimeoutError as exc:
             self.stats["errors"] += 1
             raise RemoteError(

@@ -46,6 +46,10 @@ class Record:
     aborted: int = 0  # answers the client closed before the end (vLLM aborts those requests)
     completed: int = 0
     model_ms: list[float] = field(default_factory=list)
+    # Per streamed answer, the stand-in's own time outside the model: from its request line read to its
+    # last byte written, less model_ms (HTTP parsing and writing, JSON, validation, detokenising). vLLM's
+    # server (uvicorn, FastAPI) has its own cost here; benchmarks report this one beside the overhead.
+    server_ms: list[float] = field(default_factory=list)
     connections: int = 0  # TCP connections accepted (a client that keeps its connection alive: 1)
 
 
@@ -284,6 +288,10 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.server.record.connections += 1
 
+    def parse_request(self) -> bool:
+        self._t_request = time.perf_counter()  # the request line has just been read
+        return super().parse_request()
+
     # -- plumbing ------------------------------------------------------------------------------
     def _json(self, status: int, payload: Any) -> None:
         data = json.dumps(payload).encode()
@@ -338,6 +346,7 @@ class _Handler(BaseHTTPRequestHandler):
                 200,
                 {
                     "model_ms": r.model_ms,
+                    "server_ms": r.server_ms,
                     "completed": r.completed,
                     "aborted": r.aborted,
                     "connections": r.connections,
@@ -497,12 +506,14 @@ class _Handler(BaseHTTPRequestHandler):
                 if body.get("return_token_ids"):
                     choice["token_ids"] = kept
                 self._chunk(json.dumps(self._envelope([choice])))
-            record.model_ms.append(self._tokenize_ms + model_s * 1000)
+            model_ms = self._tokenize_ms + model_s * 1000
+            record.model_ms.append(model_ms)
             if (body.get("stream_options") or {}).get("include_usage"):
                 self._chunk(json.dumps(self._envelope([], usage=self._usage(ids, out))))
             self._chunk("[DONE]")
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
+            record.server_ms.append((time.perf_counter() - self._t_request) * 1000 - model_ms)
             record.completed += 1
         except (BrokenPipeError, ConnectionResetError):
             record.aborted += 1  # the client closed the request: vLLM aborts it the same way

@@ -170,7 +170,9 @@ def fold_ab(chars: int = 6) -> dict:
     import sysconfig
 
     from diffgem_model.engine import GenerateParams
-    from eval_common import load_engine
+
+    sys.path.insert(0, str(BENCH.parent))  # as the other in-process evals import it
+    from bench.eval_common import load_engine
 
     engine, sampler = load_engine(floor.default_threads(), automatic=True)
     text = (Path(sysconfig.get_paths()["stdlib"]) / "textwrap.py").read_text()

@@ -168,7 +168,8 @@ async def test_invoked_request_returns_distinct_candidates(client: LanguageClien
     before = await status(client)
     result = await client.text_document_inline_completion_async(inline_params(uri, hole))
     after = await status(client)
-    # One request to the model, one batched denoise of four rows (model/candidates.py).
+    # One request to the model for all four rows (model/candidates.py: one batched denoise on a GPU,
+    # single-row passes over one encoded prompt on a CPU).
     assert after["cache_lookups"] - before["cache_lookups"] == 1
     assert after["totals"]["generations"] - before["totals"]["generations"] == 1
     assert len(after["last"]["candidates"]) == 4

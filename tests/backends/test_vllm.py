@@ -10,6 +10,9 @@ import asyncio
 import json
 import logging
 import os
+import shutil
+import ssl
+import subprocess
 
 import aiohttp
 import pytest
@@ -190,6 +193,35 @@ async def test_unix_socket_endpoint(model, key_env, tmp_path):
         await _until(lambda: srv.record.completed == 2)
         assert srv.record.connections == 1  # kept alive over the socket too
         assert (await b.status())["endpoint"] == f"vLLM at unix:{tmp_path / 'vllm.sock'}"
+        await b.stop()
+    finally:
+        srv.stop()
+
+
+async def test_unverified_tls_is_refused_before_any_request(model, key_env, tmp_path):
+    # https:// is verified against the system's trust store: a self-signed server is refused during
+    # the handshake, so neither the key nor any code reaches it.
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a self-signed certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    srv = StandinServer(model, api_key=KEY)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    srv.start()
+    try:
+        url = f"https://127.0.0.1:{srv.server_address[1]}"
+        b = backend(url, key_env)
+        await b.start()
+        assert b.state == "error" and "Certificate" in (b.error or ""), b.error
+        assert srv.record.bodies == [] and srv.record.connections == 0
         await b.stop()
     finally:
         srv.stop()

@@ -69,9 +69,16 @@ def train_gemma_style_tokenizer(texts: list[str], vocab_size: int = 512) -> PreT
 def make_chat_checkpoint(
     path: str | Path, texts: list[str], *, seed: int = 0, vocab_size: int = 512, **config_kwargs
 ) -> Path:
+    tokenizer = train_gemma_style_tokenizer(texts, vocab_size=vocab_size)
+    return save_chat_model(path, tokenizer, seed=seed, **config_kwargs)
+
+
+def save_chat_model(
+    path: str | Path, tokenizer: PreTrainedTokenizerFast, *, seed: int = 0, **config_kwargs
+) -> Path:
+    """A random tiny model for `tokenizer`, configured as the real -it checkpoint, saved with it."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_gemma_style_tokenizer(texts, vocab_size=vocab_size)
     torch.manual_seed(seed)
     config = tiny_config(tokenizer, **config_kwargs)
     del config.diffgem_prompt_layout  # the real -it config has no such field

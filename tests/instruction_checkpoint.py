@@ -10,15 +10,12 @@ usually parses. Which identifier is the model's business: tests search, never as
 
 from __future__ import annotations
 
-import json
 import string
 from pathlib import Path
 
-import torch
-from transformers import DiffusionGemmaForBlockDiffusion, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
-from tests.chat_checkpoint import GEMMA_CHAT_TEMPLATE, GEMMA_SPECIALS
-from tests.tiny_model import tiny_config
+from tests.chat_checkpoint import GEMMA_CHAT_TEMPLATE, GEMMA_SPECIALS, save_chat_model
 
 LETTERS = string.ascii_lowercase + "_"
 # Ids the config gives to images (diffusion_gemma_config: the last three) must not be letters.
@@ -47,18 +44,4 @@ def identifier_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def make_identifier_checkpoint(path: str | Path, *, seed: int = 0) -> Path:
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    tokenizer = identifier_tokenizer()
-    torch.manual_seed(seed)
-    config = tiny_config(tokenizer)
-    del config.diffgem_prompt_layout  # as the real -it config: the engine must find `chat` itself
-    model = DiffusionGemmaForBlockDiffusion(config)
-    end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")
-    model.generation_config.eos_token_id = [tokenizer.eos_token_id, end_of_turn]
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.bos_token_id = tokenizer.bos_token_id
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    assert "diffgem_prompt_layout" not in json.loads((path / "config.json").read_text())
-    return path
+    return save_chat_model(path, identifier_tokenizer(), seed=seed)

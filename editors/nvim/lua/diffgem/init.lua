@@ -108,10 +108,9 @@ local function selection_params(client, bufnr, range)
   return params
 end
 
---- Run "Rewrite selection" on the visual selection (or `range`, as selection_params reads it) and apply
---- the edit. Unlike a bare vim.lsp.buf.code_action(), this tells the user when the model kept the text
---- as it is (the server answers with a disabled action).
-function M.rewrite(range)
+--- Ask the server for its rewrite actions on the visual selection (or `range`); call
+--- `on_actions(client, bufnr, err, find)`, where find(pred) is the first action pred accepts.
+local function with_rewrite_actions(range, on_actions)
   local bufnr = vim.api.nvim_get_current_buf()
   local client = M.client(bufnr)
   if not client then
@@ -120,7 +119,19 @@ function M.rewrite(range)
   end
   local params = selection_params(client, bufnr, range)
   client:request('textDocument/codeAction', params, function(err, actions)
-    local action = not err and actions and vim.iter(actions):find(function(a)
+    local function find(pred)
+      return not err and actions and vim.iter(actions):find(pred) or nil
+    end
+    on_actions(client, bufnr, err, find)
+  end, bufnr)
+end
+
+--- Run "Rewrite selection" on the visual selection (or `range`, as selection_params reads it) and apply
+--- the edit. Unlike a bare vim.lsp.buf.code_action(), this tells the user when the model kept the text
+--- as it is (the server answers with a disabled action).
+function M.rewrite(range)
+  with_rewrite_actions(range, function(client, bufnr, err, find)
+    local action = find(function(a)
       return a.title == 'Rewrite selection'
     end)
     if not action then
@@ -138,7 +149,7 @@ function M.rewrite(range)
         client:exec_cmd(resolved.command, { bufnr = bufnr })
       end
     end, bufnr)
-  end, bufnr)
+  end)
 end
 
 local INSTRUCTION_COMMAND = 'diffgem.rewriteWithInstruction'
@@ -178,15 +189,8 @@ end
 --- selection as it says. Only for a model that follows instructions (a chat checkpoint); otherwise
 --- the server does not offer it and this says so.
 function M.rewrite_with_instruction(range)
-  local bufnr = vim.api.nvim_get_current_buf()
-  local client = M.client(bufnr)
-  if not client then
-    vim.notify('diffgem: the server is not running in this buffer', vim.log.levels.WARN)
-    return
-  end
-  local params = selection_params(client, bufnr, range)
-  client:request('textDocument/codeAction', params, function(err, actions)
-    local action = not err and actions and vim.iter(actions):find(function(a)
+  with_rewrite_actions(range, function(client, bufnr, err, find)
+    local action = find(function(a)
       return a.title == INSTRUCTION_TITLE and type(a.command) == 'table'
     end)
     if action then
@@ -198,7 +202,7 @@ function M.rewrite_with_instruction(range)
     else
       vim.notify('diffgem: nothing to rewrite here', vim.log.levels.WARN)
     end
-  end, bufnr)
+  end)
 end
 
 --- The message for a resolved "Rewrite selection" that carries no edit: the server's reason (the same

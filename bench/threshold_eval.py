@@ -25,6 +25,15 @@ from transformers import AutoTokenizer
 BENCH = Path(__file__).resolve().parent
 THRESHOLDS = (0.9, 0.8, 0.7)
 ALLOWED_LOSS = 0.01  # issue 15: no more than 1 point of exact match
+# Why the LSP's default is not the validation choice: the grid first ran 0.9/0.8/0.7 (choice 0.7, test
+# -0.74 points); extended to 0.6/0.5 later (each such row names its own load), validation chose 0.5, whose test
+# loss (-1.04 points) is past the bound, so the default stayed 0.7 and no other threshold was tried on test.
+KEPT_DEFAULT = (
+    "The LSP default is **0.7**: the grid first ran 0.9, 0.8, 0.7 (choice 0.7; test −0.74 points). "
+    "Extended later to 0.6 and 0.5 (run 2026-12-01 at load ~2), validation chose 0.5, "
+    "whose test exact match is 1.04 points below 0.9's, past the 1-point bound; so the default stayed "
+    "0.7 and no other threshold was run on test."
+)
 
 
 def evaluate(split: str, thresholds: tuple[float, ...], scale: float, threads: int) -> dict:
@@ -77,6 +86,8 @@ def markdown(r: dict) -> str:
         f"Chosen on validation (lowest threshold within {100 * ALLOWED_LOSS:.0f} point of 0.9's exact "
         f"match): **{r['chosen']}**.",
         "",
+        KEPT_DEFAULT,
+        "",
         "| split | holes | threshold | exact match | single-line EM | forwards / request | empty "
         "| request p50 (ms) | load average |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -89,7 +100,8 @@ def markdown(r: dict) -> str:
             out.append(
                 f"| {split} | {s['holes']} | {tau} | {100 * row['exact_match']:.1f}% ({row['hits']}) "
                 f"| {100 * row['exact_match_single_line']:.1f}% | {row['forwards_per_request']:.2f} "
-                f"| {100 * row['empty']:.0f}% | {row['latency_ms_p50']:.0f} | {s.get('load', 'n/a')} |"
+                f"| {100 * row['empty']:.0f}% | {row['latency_ms_p50']:.0f} "
+                f"| {row.get('load', s.get('load', 'n/a'))} |"
             )
     return "\n".join(out) + "\n"
 

@@ -54,6 +54,27 @@ def npm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
+def run_driver(
+    driver: Path,
+    code_server: Path,
+    port: int,
+    workspace: Path,
+    env: dict,
+    timeout: float,
+    *extra: str,
+) -> dict:
+    """Run a playwright driver against the workbench at `port`; its one JSON line, checked error-free."""
+    proc = subprocess.run(
+        ["node", str(driver), str(code_server / "node_modules" / "playwright-core"),
+         f"http://127.0.0.1:{port}/?folder={workspace}", *extra],
+        env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert proc.stdout.strip(), proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not result.get("error"), result["error"] + "\n" + json.dumps(result)[:3000]
+    return result
+
+
 @pytest.fixture(scope="module")
 def node_modules() -> Path:
     lock_stamp = EXTENSION / "node_modules" / ".package-lock.json"
@@ -269,16 +290,11 @@ def test_vscode_ghost_text_and_rewrite_selection(
         broken = tmp_path / "broken-diffgem-lsp"
         broken.write_text("#!/bin/sh\necho 'diffgem-lsp: cannot load model' >&2\nexit 3\n")
         broken.chmod(0o755)
-        proc = subprocess.run(
-            ["node", str(DRIVER), str(code_server / "node_modules" / "playwright-core"),
-             f"http://127.0.0.1:{port}/?folder={workspace}", str(shot), str(workspace / ".vscode" / "settings.json"),
-             str(broken)],
-            env=env, capture_output=True, text=True, timeout=360,
+        result = run_driver(
+            DRIVER, code_server, port, workspace, env, 360,
+            str(shot), str(workspace / ".vscode" / "settings.json"), str(broken),
         )  # fmt: skip
-        assert proc.stdout.strip(), proc.stderr[-3000:]
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
 
-    assert not result.get("error"), result["error"] + "\n" + json.dumps(result)[:3000]
     # For the record (pytest -s): how long each "Rewrite selection" path took to apply or explain.
     print("vscode e2e:", json.dumps({k: result.get(k) for k in ("steps", "status_texts")}))
     for path in ("menu_rewrite", "palette_rewrite"):
@@ -383,14 +399,7 @@ def test_vscode_live_drafts_fill_holes_repair_syntax_and_candidates(
     shots.mkdir()
     env["DIFFGEM_SHOTS"] = str(shots)
     with running_vscode(code_server, vsix, tmp_path, env, ACTION_SETTINGS) as (port, _user):
-        proc = subprocess.run(
-            ["node", str(ACTIONS_DRIVER), str(code_server / "node_modules" / "playwright-core"),
-             f"http://127.0.0.1:{port}/?folder={workspace}"],
-            env=env, capture_output=True, text=True, timeout=480,
-        )  # fmt: skip
-        assert proc.stdout.strip(), proc.stderr[-3000:]
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert not result.get("error"), result["error"] + "\n" + json.dumps(result)[:3000]
+        result = run_driver(ACTIONS_DRIVER, code_server, port, workspace, env, 480)
     print("vscode actions:", json.dumps(result["steps"]))
 
     # Live refinement: drafts drawn while denoising (dimmed, italic), none left once the answer shows.
@@ -434,14 +443,7 @@ def test_vscode_rewrite_selection_with_an_instruction(
     env["DIFFGEM_INSTRUCT"] = json.dumps(fixture.for_driver("instructed.py"))
     asked = len(standin.record.bodies)
     with running_vscode(code_server, vsix, tmp_path, env, fixture.settings) as (port, _user):
-        proc = subprocess.run(
-            ["node", str(INSTRUCT_DRIVER), str(code_server / "node_modules" / "playwright-core"),
-             f"http://127.0.0.1:{port}/?folder={workspace}"],
-            env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert proc.stdout.strip(), proc.stderr[-3000:]
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert not result.get("error"), result["error"] + "\n" + json.dumps(result)[:3000]
+        result = run_driver(INSTRUCT_DRIVER, code_server, port, workspace, env, 300)
     print("vscode instruct:", json.dumps(result["steps"]))
 
     assert "\n".join(result["before"]) == fixture.text, result

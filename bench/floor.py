@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from diffgem_model.compat import with_cache
 from diffgem_model.engine import Engine, GenerateParams
 from diffgem_model.fast_decoder import (
+    MATMUL_PRECISIONS,
     LeanDecoder,
     cpu_has_native_bf16,
     default_threads,
@@ -92,8 +93,9 @@ def matmul_throughput(
     }
 
 
-def replay_matmuls(lean: LeanDecoder, canvas_length: int) -> Callable[[], None]:
-    """The step's matmuls back to back with the model's own weights (streamed from memory, as in a step)."""
+def replay_matmuls(lean: LeanDecoder, canvas_length: int, dtype: torch.dtype) -> Callable[[], None]:
+    """The step's matmuls back to back with the model's own weights in `dtype` (streamed from memory,
+    as in a step)."""
     weights = [lean.embed.t().contiguous(), lean.sc_gate_up, lean.sc_down]
     for layer in lean.layers:
         weights += [
@@ -105,7 +107,8 @@ def replay_matmuls(lean: LeanDecoder, canvas_length: int) -> Callable[[], None]:
             layer.expert_down,
         ]
     weights.append(lean.lm_head)
-    inputs = [torch.randn(1, canvas_length, w.shape[1]) for w in weights]
+    weights = [w.to(dtype) for w in weights]
+    inputs = [torch.randn(1, canvas_length, w.shape[1], dtype=dtype) for w in weights]
 
     def run() -> None:
         for x, w in zip(inputs, weights, strict=True):
@@ -124,16 +127,20 @@ def typing_prompt(engine: Engine, file: str = "textwrap.py", row: int = 250) -> 
 
 
 def compare_steps(engine: Engine, params: GenerateParams, repeats: int) -> dict:
-    """HF's forward vs the lean step on the same cache and inputs, interleaved, plus the replay floor."""
+    """HF's forward vs the lean step in each matmul precision on the same cache and inputs,
+    interleaved, plus the matmul replay (fp32 and bf16); `lean_ms_*` is the engine's own precision."""
     model = engine.model
-    lean = engine.lean or LeanDecoder(model)
+    assert engine.lean is not None
     prompt = engine.build_prompt(params)
     cache, _ = engine.prompt_cache.encode(prompt.ids)
     C = engine.canvas_length
     canvas = torch.randint(0, model.config.text_config.vocab_size, (1, C))
     mask_mapping, positions = _decoder_inputs(model, cache, canvas)
-    step = lean.bind(cache, C)
-    self_conditioning = step(canvas) / 0.2
+    steps = {
+        p: (engine.lean if engine.lean.matmul == p else LeanDecoder(model, matmul=p)).bind(cache, C)
+        for p in MATMUL_PRECISIONS
+    }
+    self_conditioning = steps["fp32"](canvas) / 0.2
 
     def hf() -> None:
         with torch.no_grad():
@@ -145,25 +152,30 @@ def compare_steps(engine: Engine, params: GenerateParams, repeats: int) -> dict:
                 **with_cache(cache),
             )
 
-    def lean_step() -> None:
-        step(canvas, self_conditioning)
-
-    replay = replay_matmuls(lean, C)
-    runs: dict[str, tuple[list[float], list[float]]] = {
-        k: ([], []) for k in ("hf", "lean", "replay")
-    }
-    for fn in (hf, lean_step, replay):
+    fns: dict[str, Callable[[], object]] = {"hf": hf}
+    for p, step in steps.items():
+        fns[f"lean_{p}"] = partial(step, canvas, self_conditioning)
+    fns["replay"] = replay_matmuls(engine.lean, C, torch.float32)
+    fns["replay_bf16"] = replay_matmuls(engine.lean, C, torch.bfloat16)
+    runs: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in fns}
+    for fn in fns.values():
         fn()  # warm-up
     for _ in range(repeats):
-        for name, fn in (("hf", hf), ("lean", lean_step), ("replay", replay)):
+        for name, fn in fns.items():
             wall, cpu = _timed(fn, 1)
             runs[name][0].extend(wall)
             runs[name][1].extend(cpu)
     flops = step_flops(model, cache.get_seq_length(), C)
-    out: dict = {"prompt_tokens": cache.get_seq_length(), "step_gflop": flops / 1e9}
+    out: dict = {
+        "prompt_tokens": cache.get_seq_length(),
+        "step_gflop": flops / 1e9,
+        "lean_matmul": engine.lean.matmul,
+    }
     for name, (wall, cpu) in runs.items():
         out[f"{name}_ms_wall"] = statistics.median(wall)
         out[f"{name}_ms_cpu"] = statistics.median(cpu)
+    for clock in ("wall", "cpu"):
+        out[f"lean_ms_{clock}"] = out[f"lean_{engine.lean.matmul}_ms_{clock}"]
     return out
 
 
@@ -187,29 +199,29 @@ def _labelled(engine: Engine) -> Iterator[None]:
         with record_function("decoder_step"):
             return forward(*args, **kwargs)
 
-    bind = engine.lean.bind if engine.lean is not None else None
+    step_of = engine._step
 
-    def bind_labelled(cache, canvas_length):
-        assert bind is not None
-        step = bind(cache, canvas_length)
+    def step_labelled(*args):
+        # The first step of a keystroke's request may be a FoldedStep (its new prompt tokens encoded
+        # in the same pass, model/fold.py): labelled as a decoder step, encode included.
+        step = step_of(*args)
+        if step is None:
+            return None
 
-        def labelled(*args):
+        def labelled(*step_args):
             with record_function("decoder_step"):
-                return step(*args)
+                return step(*step_args)
 
         return labelled
 
     engine.prompt_cache.encode = encode_labelled  # type: ignore[method-assign]
     engine.build_prompt = build_prompt_labelled  # type: ignore[method-assign]
+    engine._step = step_labelled  # type: ignore[method-assign]
     model.forward = forward_labelled
-    if engine.lean is not None:
-        engine.lean.bind = bind_labelled  # type: ignore[method-assign]
     try:
         yield
     finally:
-        del engine.prompt_cache.encode, engine.build_prompt, model.forward
-        if engine.lean is not None:
-            del engine.lean.bind
+        del engine.prompt_cache.encode, engine.build_prompt, engine._step, model.forward
 
 
 MATMUL = ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear", "aten::matmul")
@@ -364,18 +376,21 @@ def markdown(r: dict) -> str:
         f"CPU capability {r['cpu_capability']}, native bf16: {r['native_bf16']}; "
         f"load average {r['load_before']} → {r['load_after']}",
         "",
-        "| threads | clock | fp32 GFLOP/s | bf16 GFLOP/s | step GFLOP | floor (ms) | HF step (ms) | lean step (ms) "
-        "| matmul replay (ms) | HF / floor | lean / floor | warm request HF → lean (ms, wall) |",
+        "| threads | clock | fp32 GFLOP/s | bf16 GFLOP/s | step GFLOP | floor (ms) | HF step (ms) "
+        "| lean fp32 / bf16 / int8 (ms) | matmul replay fp32 / bf16 (ms) | HF / floor | lean / floor "
+        "| warm request HF → lean (ms, wall) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for threads, row in r["threads"].items():
         c = row["clock"]
+        lean = " / ".join(f"{row[f'lean_{p}_ms_{c}']:.1f}" for p in MATMUL_PRECISIONS)
         out.append(
             f"| {threads} | {c} | {row['fp32'][f'gflops_{c}']:.0f} | {row['bf16'][f'gflops_{c}']:.0f} "
             f"| {row['step_gflop']:.2f} | {row['floor_ms']:.1f} | {row[f'hf_ms_{c}']:.1f} "
-            f"| {row[f'lean_ms_{c}']:.1f} | {row[f'replay_ms_{c}']:.1f} | {row['hf_floor_ratio']:.1f}× "
-            f"| {row['lean_floor_ratio']:.1f}× | {row['hf_request_ms_wall']:.0f} → "
-            f"{row['lean_request_ms_wall']:.0f} ({row['forwards']} forwards) |"
+            f"| {lean} | {row[f'replay_ms_{c}']:.1f} / {row[f'replay_bf16_ms_{c}']:.1f} "
+            f"| {row['hf_floor_ratio']:.1f}× | {row['lean_floor_ratio']:.1f}× ({row['lean_matmul']}) "
+            f"| {row['hf_request_ms_wall']:.0f} → {row['lean_request_ms_wall']:.0f} "
+            f"({row['forwards']} forwards) |"
         )
     out += [
         "",

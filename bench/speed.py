@@ -36,7 +36,8 @@ TYPING_CONFIGS: dict[str, tuple[dict, dict[str, str], float | None]] = {
         {},
         None,
     ),
-    "commit threshold 0.7": ({"confidenceThreshold": 0.7}, {}, None),
+    "fp32 matmuls (DIFFGEM_LEAN_MATMUL=fp32)": ({}, {"DIFFGEM_LEAN_MATMUL": "fp32"}, None),
+    "int8 matmuls (DIFFGEM_LEAN_MATMUL=int8)": ({}, {"DIFFGEM_LEAN_MATMUL": "int8"}, None),
     "HF forward (DIFFGEM_LEAN_DECODER=0)": ({}, {"DIFFGEM_LEAN_DECODER": "0"}, None),
 }
 
@@ -52,6 +53,8 @@ SIDE_BY_SIDE: dict[str, tuple[dict, dict[str, str]]] = {
     ),
     "fixed 60 ms debounce": ({"adaptiveDebounce": False, "debounceMs": 60}, {}),
     "commit threshold 0.9": ({"confidenceThreshold": 0.9}, {}),
+    # The default is bf16 where the CPU multiplies bf16 natively (fast_decoder.matmul_precision).
+    "fp32 matmuls (DIFFGEM_LEAN_MATMUL=fp32)": ({}, {"DIFFGEM_LEAN_MATMUL": "fp32"}),
 }
 
 

@@ -98,9 +98,10 @@ class Engine:
     @property
     def description(self) -> str:
         params = sum(p.numel() for p in self.model.parameters())
+        matmuls = f", {self.lean.matmul} matmuls" if self.lean is not None else ""
         return (
             f"{self.checkpoint.path.name} ({params / 1e6:.1f}M params, {self.layout}, "
-            f"{self.checkpoint.precision}, {self.model.device})"
+            f"{self.checkpoint.precision}, {self.model.device}{matmuls})"
         )
 
     def build_prompt(self, params: GenerateParams) -> Prompt:

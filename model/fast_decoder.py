@@ -21,6 +21,10 @@ from transformers.cache_utils import Cache
 # Set DIFFGEM_LEAN_DECODER=0 to force HF's forward everywhere (the reference path, for A/B runs).
 ENV_SWITCH = "DIFFGEM_LEAN_DECODER"
 _SMALLEST_NORMAL = torch.finfo(torch.float32).tiny
+# The lean step's matmul precision: DIFFGEM_LEAN_MATMUL=fp32|bf16|int8|auto (auto: bf16 where the CPU
+# multiplies bf16 natively, else fp32; see matmul_precision).
+MATMUL_SWITCH = "DIFFGEM_LEAN_MATMUL"
+MATMUL_PRECISIONS = ("fp32", "bf16", "int8")
 
 
 def lean_unsupported(model) -> str | None:
@@ -76,6 +80,10 @@ def _prepack_int8(weight: torch.Tensor) -> object:
     return torch.ops.quantized.linear_prepack(q, None)
 
 
+def _to_bf16(weight: torch.Tensor) -> torch.Tensor:
+    return weight.detach().to(torch.bfloat16).contiguous()
+
+
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
@@ -111,7 +119,8 @@ class _Layer:
 class LeanDecoder:
     """The decoder's weights, gathered once per model (q/k/v and gate/up stacked for one matmul each)."""
 
-    def __init__(self, model, *, int8: bool | None = None):
+    def __init__(self, model, *, matmul: str | None = None):
+        """`matmul`: the matmuls' precision, `fp32`, `bf16` or `int8` (None: `matmul_precision()`)."""
         reason = lean_unsupported(model)
         assert reason is None, reason
         dec = model.model.decoder
@@ -131,33 +140,43 @@ class LeanDecoder:
         self.sc_down = sc.down_proj.weight
         self.rotary = dec.rotary_emb
         self.layers = [self._layer(layer) for layer in dec.layers[: tc.num_hidden_layers]]
-        # Opt-in int8 dynamic quantisation of every matmul weight (DIFFGEM_INT8=1): measured in
-        # bench/speed.md against the fp32 step (token agreement, exact match); off unless asked.
-        self.int8 = os.environ.get("DIFFGEM_INT8") == "1" if int8 is None else int8
+        self.matmul = matmul_precision() if matmul is None else matmul
+        assert self.matmul in MATMUL_PRECISIONS, self.matmul
+        # Every matmul weight in the chosen form, keyed by the fp32 tensor's id; norms, residuals,
+        # attention and the logits stay float32 (as autocast would keep them).
         self._packed: dict[int, object] = {}
         self._soft_packed: object | None = None
-        if self.int8:
-            weights = [self.sc_gate_up, self.sc_down, self.lm_head]
-            for spec in self.layers:
-                weights += [spec.qkv, spec.o, spec.gate_up, spec.down]
-                weights += [spec.expert_gate_up, spec.expert_down]
-            for w in weights:
-                self._packed[id(w)] = _prepack_int8(w)
-            # Its own entry: lm_head is the embedding itself when tied, packed the other way round.
-            self._soft_packed = _prepack_int8(self.embed.t())
+        if self.matmul != "fp32":
+            convert = _prepack_int8 if self.matmul == "int8" else _to_bf16
+            for w in self.matmul_weights():
+                self._packed[id(w)] = convert(w)
+            # Its own entry: lm_head is the embedding itself when tied, used the other way round.
+            self._soft_packed = convert(self.embed.t())
+
+    def matmul_weights(self) -> list[torch.Tensor]:
+        """Every weight a step multiplies by (the soft embedding's aside)."""
+        weights = [self.sc_gate_up, self.sc_down, self.lm_head]
+        for spec in self.layers:
+            weights += [spec.qkv, spec.o, spec.gate_up, spec.down]
+            weights += [spec.expert_gate_up, spec.expert_down]
+        return weights
 
     def mm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """x @ weight.T, in int8 (dynamic activations, per-channel weights) where it was packed."""
+        """x @ weight.T in the chosen precision (float32 out); weights it did not convert stay fp32."""
         packed = self._packed.get(id(weight))
-        if packed is None:
-            return F.linear(x, weight)
-        return torch.ops.quantized.linear_dynamic(x, packed, True)
+        return F.linear(x, weight) if packed is None else self._mm_packed(x, packed)
 
     def soft_embed(self, probs: torch.Tensor) -> torch.Tensor:
         """probs @ embed ([1, C, V] -> [1, C, hidden]), as the decoder's self-conditioning does."""
         if self._soft_packed is None:
             return torch.matmul(probs, self.embed)
-        return torch.ops.quantized.linear_dynamic(probs, self._soft_packed, True)
+        return self._mm_packed(probs, self._soft_packed)
+
+    def _mm_packed(self, x: torch.Tensor, packed: object) -> torch.Tensor:
+        if self.matmul == "bf16":
+            assert isinstance(packed, torch.Tensor)
+            return F.linear(x.to(torch.bfloat16), packed).float()
+        return torch.ops.quantized.linear_dynamic(x, packed, True)
 
     @staticmethod
     def _layer(layer) -> _Layer:
@@ -353,6 +372,22 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return any(f" {flag}" in flags for flag in ("amx_bf16", "avx512_bf16"))
+
+
+def matmul_precision() -> str:
+    """The lean step's matmul precision: DIFFGEM_LEAN_MATMUL if it names one, else bf16 where the CPU
+    has AMX-BF16 or AVX512-BF16 and fp32 elsewhere (bf16 emulated through fp32 is slower than fp32).
+
+    bf16 keeps float32 activations between matmuls (norms, residuals, attention, logits), as
+    torch.autocast does. On the embedded model's holes it kept exact match (validation 43 vs 43 of 713,
+    test 25 vs 24 of 675: bench/precision_eval.md) and took the step from 19.2 to 13.1 ms on an AMX CPU
+    (bench/speed.md, floor table). int8 held exact match too but encodes long prompts slower than
+    AMX bf16, so it stays a choice, not a default.
+    """
+    chosen = os.environ.get(MATMUL_SWITCH, "auto")
+    if chosen in MATMUL_PRECISIONS:
+        return chosen
+    return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
 def default_threads() -> int:

@@ -12,6 +12,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+# The lean step's matmuls in fp32 for every worker the tests start: `auto` picks bf16 only on CPUs with
+# AMX-BF16/AVX512-BF16, and the end-to-end fixtures (holes that get a fill, drafts that stream) were
+# chosen on fp32's answers, which must not depend on the CI machine's CPU. bf16 and int8 have their own
+# tests (tests/unit/test_fast_decoder.py), which ask for them explicitly.
+os.environ.setdefault("DIFFGEM_LEAN_MATMUL", "fp32")
 
 
 def stdlib_texts(limit: int = 60) -> list[str]:

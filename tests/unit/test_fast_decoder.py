@@ -12,7 +12,13 @@ import torch
 from diffgem_model.checkpoint import load_checkpoint
 from diffgem_model.compat import with_cache
 from diffgem_model.engine import Engine, GenerateParams
-from diffgem_model.fast_decoder import LeanDecoder, lean_unsupported, step_flops
+from diffgem_model.fast_decoder import (
+    MATMUL_SWITCH,
+    LeanDecoder,
+    lean_unsupported,
+    matmul_precision,
+    step_flops,
+)
 from diffgem_model.fast_encoder import LeanEncoder
 from diffgem_model.prompt_cache import PromptCache
 from diffgem_model.sampler import SamplerSettings, _decoder_inputs
@@ -59,7 +65,7 @@ def test_lean_step_logits_equal_hf_forward(which, tiny_checkpoint, short_window_
     if which == "short_window":
         assert cache.layers[0].keys.shape[-2] < cache.get_seq_length()  # the window is exercised
     canvas_length = model.config.canvas_length
-    step = LeanDecoder(model).bind(cache, canvas_length)
+    step = LeanDecoder(model, matmul="fp32").bind(cache, canvas_length)
     generator = torch.Generator().manual_seed(0)
     vocab = model.config.text_config.vocab_size
     self_conditioning = None
@@ -83,7 +89,7 @@ def test_lean_encoder_writes_the_cache_hf_writes(which, tiny_checkpoint, short_w
     model = checkpoint.model
     ids = checkpoint.tokenizer(STDLIB.joinpath("shlex.py").read_text()[:2000]).input_ids[:160]
     hf, lean = PromptCache(model, 64 << 20), PromptCache(model, 64 << 20)
-    lean.lean_encoder = LeanEncoder(LeanDecoder(model))
+    lean.lean_encoder = LeanEncoder(LeanDecoder(model, matmul="fp32"))
     for prompt in (ids[:120], ids[:121], ids[:100] + ids[130:137], ids[:100] + ids[130:160]):
         expected, stats = hf.encode(prompt)
         got, lean_stats = lean.encode(prompt)
@@ -143,7 +149,8 @@ def _real_holes(n: int) -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.slow
-def test_lean_engine_fills_real_holes_token_for_token():
+def test_lean_engine_fills_real_holes_token_for_token(monkeypatch):
+    monkeypatch.setenv(MATMUL_SWITCH, "fp32")  # HF's forward is float32: the same arithmetic
     engine = Engine.load(device="cpu", prompt_cache_mb=64)
     assert engine.lean is not None, engine.lean_unsupported
     lean = engine.lean
@@ -177,6 +184,85 @@ def test_lean_engine_fills_real_holes_token_for_token():
     assert calls["n"] >= 2 * len(holes)  # the lean step really ran
     assert engine.prompt_cache.lean_encoder is not None and engine.prompt_cache.hits > 0
     assert filled >= len(holes), filled  # and the holes are real fills, not empty canvases
+
+
+def test_matmul_precision_follows_the_cpu_unless_asked(monkeypatch):
+    import diffgem_model.fast_decoder as fast_decoder
+
+    monkeypatch.setenv(MATMUL_SWITCH, "auto")
+    monkeypatch.setattr(fast_decoder, "cpu_has_native_bf16", lambda: True)
+    assert matmul_precision() == "bf16"
+    monkeypatch.setattr(fast_decoder, "cpu_has_native_bf16", lambda: False)
+    assert matmul_precision() == "fp32"  # emulated bf16 is slower than fp32
+    for chosen in ("fp32", "bf16", "int8"):
+        monkeypatch.setenv(MATMUL_SWITCH, chosen)
+        assert matmul_precision() == chosen
+    monkeypatch.setenv(MATMUL_SWITCH, "fp16")  # not a choice: the CPU's own default
+    assert matmul_precision() == "fp32"
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_reduced_precision_step_and_encode_stay_close_to_fp32(precision, tiny_checkpoint):
+    """Every matmul runs in the chosen form (the packed weights are what the step multiplies by), and
+    the logits and the cache it writes stay close to fp32's (bf16 keeps 8 mantissa bits; int8 rounds
+    activations to 1/127 of their row's range): the same top token almost everywhere."""
+    tolerance = {"bf16": 0.02, "int8": 0.25}[precision]
+    checkpoint = load_checkpoint(tiny_checkpoint, "cpu")
+    model = checkpoint.model
+    ids = checkpoint.tokenizer(STDLIB.joinpath("textwrap.py").read_text()[:1500]).input_ids[:150]
+    exact, reduced = LeanDecoder(model, matmul="fp32"), LeanDecoder(model, matmul=precision)
+    assert reduced.matmul == precision
+    assert {id(w) for w in reduced.matmul_weights()} <= set(reduced._packed)
+    packed_calls = {"n": 0}
+    mm_packed = reduced._mm_packed
+
+    def counting(x, packed):
+        packed_calls["n"] += 1
+        return mm_packed(x, packed)
+
+    reduced._mm_packed = counting  # type: ignore[method-assign]
+    caches = []
+    for dec in (exact, reduced):
+        cache = PromptCache(model, max_bytes=0)
+        cache.lean_encoder = LeanEncoder(dec)
+        caches.append(cache.encode(ids)[0])
+    for a, b in zip(caches[0].layers, caches[1].layers, strict=True):
+        assert (b.keys - a.keys).norm() < tolerance * a.keys.norm()
+    encode_calls = packed_calls["n"]
+    assert encode_calls > 0  # the encoder multiplied in the reduced precision too
+    canvas_length = model.config.canvas_length
+    vocab = model.config.text_config.vocab_size
+    canvas = torch.randint(0, vocab, (1, canvas_length), generator=torch.Generator().manual_seed(0))
+    expected = exact.bind(caches[0], canvas_length)(canvas)
+    got = reduced.bind(caches[1], canvas_length)(canvas, expected / 0.7)
+    expected = exact.bind(caches[0], canvas_length)(canvas, expected / 0.7)
+    assert packed_calls["n"] > encode_calls  # the step did too, self-conditioning included
+    assert got.dtype == torch.float32 and got.shape == expected.shape
+    assert (got - expected).norm() < tolerance * expected.norm()
+    agree = (got.argmax(-1) == expected.argmax(-1)).float().mean().item()
+    assert agree >= 0.9, agree
+
+
+@pytest.mark.slow
+def test_bf16_engine_fills_real_holes_close_to_fp32(monkeypatch):
+    """The embedded model with bf16 matmuls (the default on AMX/AVX512-BF16 CPUs) fills real holes, and
+    mostly with fp32's tokens; its exact match against fp32's is measured in bench/precision_eval.md."""
+    engines = {}
+    for precision in ("fp32", "bf16"):
+        monkeypatch.setenv(MATMUL_SWITCH, precision)
+        engines[precision] = Engine.load(device="cpu", prompt_cache_mb=64)
+    assert engines["bf16"].lean is not None and engines["bf16"].lean.matmul == "bf16"
+    assert "bf16 matmuls" in engines["bf16"].description
+    sampler = SamplerSettings(rule="confidence", max_steps=8, **engines["fp32"].sampler_defaults())
+    holes = _real_holes(8)
+    same = filled = 0
+    for prefix, _middle, suffix in holes:
+        params = GenerateParams(prefix=prefix, suffix=suffix, sampler=sampler)
+        reference, got = (engines[p].generate(params) for p in ("fp32", "bf16"))
+        same += got.token_ids == reference.token_ids
+        filled += bool(got.text.strip())
+    assert filled >= len(holes) // 2, filled  # real fills, not empty canvases
+    assert same >= len(holes) // 2, same
 
 
 def test_step_entropy_equals_torch_distributions():

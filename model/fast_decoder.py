@@ -80,8 +80,34 @@ def _prepack_int8(weight: torch.Tensor) -> object:
     return torch.ops.quantized.linear_prepack(q, None)
 
 
+# Rows a step multiplies at once (a 32-token canvas): the batch-size hint oneDNN packs weights for.
+# Any row count multiplies correctly against a packed weight; this one sets the blocking it tunes.
+PACK_ROWS = 32
+
+
 def _to_bf16(weight: torch.Tensor) -> torch.Tensor:
-    return weight.detach().to(torch.bfloat16).contiguous()
+    """The weight in bf16, packed in oneDNN's blocked layout where this torch build can.
+
+    A plain bf16 weight is re-laid-out for the AMX/AVX512-BF16 kernels on every F.linear call; packed
+    once (what inductor's CPU freezing does: torch/_inductor/fx_passes/mkldnn_fusion.py), a
+    32-row matmul of the step's shapes took 0.55-0.65x the time, with bit-identical results
+    (bench/speed.md). The private ops are checked against F.linear here, once: a build without them,
+    or one where they disagree, keeps the plain weight.
+    """
+    plain = weight.detach().to(torch.bfloat16).contiguous()
+    try:
+        packed = torch.ops.mkldnn._reorder_linear_weight(plain, PACK_ROWS)
+        probe = torch.randn(1, 3, plain.shape[1], generator=torch.Generator().manual_seed(0))
+        probe = probe.to(torch.bfloat16)
+        if torch.equal(_onednn_linear(probe, packed), F.linear(probe, plain)):
+            return packed
+    except (AttributeError, NotImplementedError, RuntimeError):
+        pass
+    return plain
+
+
+def _onednn_linear(x: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -152,6 +178,12 @@ class LeanDecoder:
                 self._packed[id(w)] = convert(w)
             # Its own entry: lm_head is the embedding itself when tied, used the other way round.
             self._soft_packed = convert(self.embed.t())
+        # oneDNN's bf16 kernels (AMX TDPBF16PS, AVX512 VDPBF16PS) do not consult MXCSR and read
+        # denormal inputs as zero (Intel SDM), so the soft embedding skips the explicit flush: same
+        # result bits, and no microcode assists (measured: 0.29 ms either way, the flush ~0.4 ms).
+        self.soft_embed_reads_denormals_as_zero = (
+            isinstance(self._soft_packed, torch.Tensor) and self._soft_packed.is_mkldnn
+        )
 
     def matmul_weights(self) -> list[torch.Tensor]:
         """Every weight a step multiplies by (the soft embedding's aside)."""
@@ -175,7 +207,9 @@ class LeanDecoder:
     def _mm_packed(self, x: torch.Tensor, packed: object) -> torch.Tensor:
         if self.matmul == "bf16":
             assert isinstance(packed, torch.Tensor)
-            return F.linear(x.to(torch.bfloat16), packed).float()
+            x = x.to(torch.bfloat16)
+            out = _onednn_linear(x, packed) if packed.is_mkldnn else F.linear(x, packed)
+            return out.float()
         return torch.ops.quantized.linear_dynamic(x, packed, True)
 
     @staticmethod
@@ -276,8 +310,9 @@ class LeanStep:
         if self_conditioning is not None:
             # Soft embeddings of the previous step's distribution (DiffusionGemmaDecoderModel.forward).
             probs = self_conditioning.softmax(dim=-1, dtype=torch.float32).to(dec.embed.dtype)
-            # Other intra-op threads keep their own MXCSR: zero the denormals explicitly.
-            probs = probs.masked_fill_(probs < _SMALLEST_NORMAL, 0.0)  # [1, C, V]
+            if not dec.soft_embed_reads_denormals_as_zero:
+                # Other intra-op threads keep their own MXCSR: zero the denormals explicitly.
+                probs = probs.masked_fill_(probs < _SMALLEST_NORMAL, 0.0)  # [1, C, V]
             soft = dec.soft_embed(probs) * dec.embed_scale  # [1, C, hidden]
             normed = _rms(soft, dec.sc_pre_norm, eps)
             gate, up = dec.mm(normed, dec.sc_gate_up).chunk(2, dim=-1)

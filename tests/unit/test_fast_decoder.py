@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from diffgem_model.checkpoint import load_checkpoint
 from diffgem_model.compat import with_cache
 from diffgem_model.engine import Engine, GenerateParams
 from diffgem_model.fast_decoder import (
     MATMUL_SWITCH,
     LeanDecoder,
+    cpu_has_native_bf16,
     lean_unsupported,
     matmul_precision,
     step_flops,
@@ -241,6 +243,25 @@ def test_reduced_precision_step_and_encode_stay_close_to_fp32(precision, tiny_ch
     assert (got - expected).norm() < tolerance * expected.norm()
     agree = (got.argmax(-1) == expected.argmax(-1)).float().mean().item()
     assert agree >= 0.9, agree
+
+
+def test_packed_bf16_weights_multiply_as_plain_bf16(tiny_checkpoint):
+    """oneDNN-packed bf16 weights (where this torch build packs them) give F.linear's bf16 result bit
+    for bit, and the step skips the denormal flush only where the packed kernels run."""
+    model = load_checkpoint(tiny_checkpoint, "cpu").model
+    dec = LeanDecoder(model, matmul="bf16")
+    packed = [dec._packed[id(w)] for w in dec.matmul_weights()]
+    x = torch.randn(1, 5, dec.embed.shape[1], generator=torch.Generator().manual_seed(0))
+    for weight, form in zip(dec.matmul_weights(), packed, strict=True):
+        assert isinstance(form, torch.Tensor) and form.dtype == torch.bfloat16
+        if weight.shape[1] != x.shape[-1]:
+            continue  # the down projections take the MLP's width
+        expected = F.linear(x.to(torch.bfloat16), weight.to(torch.bfloat16)).float()
+        assert torch.equal(dec.mm(x, weight), expected)
+    if cpu_has_native_bf16():  # where bf16 is the default, the packed kernels are what runs
+        assert all(form.is_mkldnn for form in packed)
+    assert dec.soft_embed_reads_denormals_as_zero == all(form.is_mkldnn for form in packed)
+    assert not LeanDecoder(model, matmul="fp32").soft_embed_reads_denormals_as_zero
 
 
 @pytest.mark.slow

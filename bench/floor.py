@@ -26,6 +26,8 @@ from diffgem_model.engine import Engine, GenerateParams
 from diffgem_model.fast_decoder import (
     MATMUL_PRECISIONS,
     LeanDecoder,
+    _onednn_linear,
+    _to_bf16,
     cpu_has_native_bf16,
     default_threads,
     step_flops,
@@ -71,17 +73,33 @@ def decoder_shapes(lean: LeanDecoder, canvas_length: int) -> list[tuple[int, int
     return shapes
 
 
+def _linear(dtype: torch.dtype, packed: bool) -> Callable[[torch.Tensor], Callable]:
+    """weight -> (x -> x @ weight.T) as the step multiplies: plain F.linear, or oneDNN-packed bf16
+    weights (fast_decoder._to_bf16) where this build packs them."""
+
+    def bind(weight: torch.Tensor) -> Callable:
+        weight = weight.to(dtype)
+        if packed:
+            form = _to_bf16(weight)
+            if form.is_mkldnn:
+                return partial(_onednn_linear, packed=form)
+        return partial(F.linear, weight=weight)
+
+    return bind
+
+
 def matmul_throughput(
-    shapes: list[tuple[int, int, int]], dtype: torch.dtype, repeats: int = 20
+    shapes: list[tuple[int, int, int]], dtype: torch.dtype, repeats: int = 20, packed: bool = False
 ) -> dict[str, float]:
     """GFLOP/s of the step's matmul shapes, each timed hot (its weight reused) and summed."""
     flops = wall_ms = cpu_ms = 0.0
     for M, K, N in sorted(set(shapes)):
         count = shapes.count((M, K, N))
-        x, w = torch.randn(1, M, K, dtype=dtype), torch.randn(N, K, dtype=dtype)
+        x = torch.randn(1, M, K, dtype=dtype)
+        linear = _linear(dtype, packed)(torch.randn(N, K))
         for _ in range(3):
-            F.linear(x, w)
-        wall, cpu = _timed(partial(F.linear, x, w), repeats)
+            linear(x)
+        wall, cpu = _timed(partial(linear, x), repeats)
         flops += count * 2 * M * K * N
         wall_ms += count * statistics.median(wall)
         cpu_ms += count * statistics.median(cpu)
@@ -93,9 +111,11 @@ def matmul_throughput(
     }
 
 
-def replay_matmuls(lean: LeanDecoder, canvas_length: int, dtype: torch.dtype) -> Callable[[], None]:
+def replay_matmuls(
+    lean: LeanDecoder, canvas_length: int, dtype: torch.dtype, packed: bool = False
+) -> Callable[[], None]:
     """The step's matmuls back to back with the model's own weights in `dtype` (streamed from memory,
-    as in a step)."""
+    as in a step), bf16 ones packed as the step packs them if asked."""
     weights = [lean.embed.t().contiguous(), lean.sc_gate_up, lean.sc_down]
     for layer in lean.layers:
         weights += [
@@ -107,12 +127,12 @@ def replay_matmuls(lean: LeanDecoder, canvas_length: int, dtype: torch.dtype) ->
             layer.expert_down,
         ]
     weights.append(lean.lm_head)
-    weights = [w.to(dtype) for w in weights]
+    linears = [_linear(dtype, packed)(w) for w in weights]
     inputs = [torch.randn(1, canvas_length, w.shape[1], dtype=dtype) for w in weights]
 
     def run() -> None:
-        for x, w in zip(inputs, weights, strict=True):
-            F.linear(x, w)
+        for x, linear in zip(inputs, linears, strict=True):
+            linear(x)
 
     return run
 
@@ -156,7 +176,7 @@ def compare_steps(engine: Engine, params: GenerateParams, repeats: int) -> dict:
     for p, step in steps.items():
         fns[f"lean_{p}"] = partial(step, canvas, self_conditioning)
     fns["replay"] = replay_matmuls(engine.lean, C, torch.float32)
-    fns["replay_bf16"] = replay_matmuls(engine.lean, C, torch.bfloat16)
+    fns["replay_bf16"] = replay_matmuls(engine.lean, C, torch.bfloat16, packed=True)
     runs: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in fns}
     for fn in fns.values():
         fn()  # warm-up
@@ -335,12 +355,13 @@ def measure(out_dir: Path, repeats: int = 9) -> dict:
         row: dict = {
             "fp32": matmul_throughput(shapes, torch.float32),
             "bf16": matmul_throughput(shapes, torch.bfloat16, repeats=5),
+            "bf16_packed": matmul_throughput(shapes, torch.bfloat16, repeats=5, packed=True),
             **compare_steps(engine, params, repeats),
             **request_times(engine, params, 3),
         }
         gflop = row["step_gflop"]
         for clock in ("cpu", "wall"):
-            peak = max(row["fp32"][f"gflops_{clock}"], row["bf16"][f"gflops_{clock}"])
+            peak = max(row[k][f"gflops_{clock}"] for k in ("fp32", "bf16", "bf16_packed"))
             row[f"floor_ms_{clock}"] = gflop / peak * 1000
         # One thread: CPU time is the step's own cost whatever else runs; more: only wall time counts.
         clock = "cpu" if threads == 1 else "wall"
@@ -376,8 +397,8 @@ def markdown(r: dict) -> str:
         f"CPU capability {r['cpu_capability']}, native bf16: {r['native_bf16']}; "
         f"load average {r['load_before']} → {r['load_after']}",
         "",
-        "| threads | clock | fp32 GFLOP/s | bf16 GFLOP/s | step GFLOP | floor (ms) | HF step (ms) "
-        "| lean fp32 / bf16 / int8 (ms) | matmul replay fp32 / bf16 (ms) | HF / floor | lean / floor "
+        "| threads | clock | fp32 GFLOP/s | bf16 plain / packed GFLOP/s | step GFLOP | floor (ms) | HF step (ms) "
+        "| lean fp32 / bf16 / int8 (ms) | matmul replay fp32 / bf16 packed (ms) | HF / floor | lean / floor "
         "| warm request HF → lean (ms, wall) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -385,7 +406,8 @@ def markdown(r: dict) -> str:
         c = row["clock"]
         lean = " / ".join(f"{row[f'lean_{p}_ms_{c}']:.1f}" for p in MATMUL_PRECISIONS)
         out.append(
-            f"| {threads} | {c} | {row['fp32'][f'gflops_{c}']:.0f} | {row['bf16'][f'gflops_{c}']:.0f} "
+            f"| {threads} | {c} | {row['fp32'][f'gflops_{c}']:.0f} | {row['bf16'][f'gflops_{c}']:.0f} / "
+            f"{row.get('bf16_packed', {}).get(f'gflops_{c}', float('nan')):.0f} "
             f"| {row['step_gflop']:.2f} | {row['floor_ms']:.1f} | {row[f'hf_ms_{c}']:.1f} "
             f"| {lean} | {row[f'replay_ms_{c}']:.1f} / {row[f'replay_bf16_ms_{c}']:.1f} "
             f"| {row['hf_floor_ratio']:.1f}× | {row['lean_floor_ratio']:.1f}× ({row['lean_matmul']}) "

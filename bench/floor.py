@@ -244,7 +244,17 @@ def _labelled(engine: Engine) -> Iterator[None]:
         del engine.prompt_cache.encode, engine.build_prompt, engine._step, model.forward
 
 
-MATMUL = ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear", "aten::matmul")
+MATMUL = (
+    "aten::mm",
+    "aten::addmm",
+    "aten::bmm",
+    "aten::linear",
+    "aten::matmul",
+    "mkldnn::_linear_pointwise",  # packed bf16 weights (fast_decoder._to_bf16)
+    "quantized::linear_dynamic",  # int8
+)
+# Operator namespaces the breakdown counts (each top-level op once, with its children).
+OPS = ("aten::", "mkldnn::", "quantized::")
 ATTENTION = ("scaled_dot_product", "flash_attention")
 COPIES = ("aten::copy_", "aten::cat", "aten::index_copy", "aten::clone", "aten::contiguous")
 
@@ -277,9 +287,9 @@ def profile_request(engine: Engine, params: GenerateParams, out: Path, label: st
     kinds = {"matmul": 0.0, "attention": 0.0, "cache_copies": 0.0, "decoder_elementwise": 0.0}
     op_ms = {"tokenise": 0.0, "encode": 0.0, "decoder_step": 0.0, "sampler": 0.0}
     for e in events:
-        if not e.name.startswith("aten::") or e.cpu_parent is None:
+        if not e.name.startswith(OPS) or e.cpu_parent is None:
             continue
-        if e.cpu_parent.name.startswith("aten::"):
+        if e.cpu_parent.name.startswith(OPS):
             continue  # count each top-level op once, with its children
         ms = e.cpu_time_total / 1000
         where = region_of(e)

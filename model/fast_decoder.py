@@ -415,7 +415,7 @@ def matmul_precision() -> str:
 
     bf16 keeps float32 activations between matmuls (norms, residuals, attention, logits), as
     torch.autocast does. On the embedded model's holes it kept exact match (validation 43 vs 43 of 713,
-    test 25 vs 24 of 675: bench/precision_eval.md) and took the step from 19.2 to 13.1 ms on an AMX CPU
+    test 25 vs 24 of 675: bench/precision_eval.md) and took the step from 19.4 to 11.5 ms on an AMX CPU
     (bench/speed.md, floor table). int8 held exact match too but encodes long prompts slower than
     AMX bf16, so it stays a choice, not a default.
     """

@@ -13,13 +13,19 @@ validation`, then `--split test`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
 
 from diffgem_model.fast_decoder import MATMUL_SWITCH, cpu_has_native_bf16
-from threshold_eval import ALLOWED_LOSS, evaluate, load_average
+from threshold_eval import (
+    ALLOWED_LOSS,
+    eval_arguments,
+    evaluate,
+    load_average,
+    load_splits,
+    outcome_cells,
+)
 
 BENCH = Path(__file__).resolve().parent
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -77,18 +83,14 @@ def markdown(r: dict) -> str:
             out.append(
                 f"| {split} | {s['holes']} | {precision} | {100 * row['exact_match']:.1f}% "
                 f"({row['hits']}) | {100 * (row['exact_match'] - base):+.2f} "
-                f"| {100 * row['exact_match_single_line']:.1f}% | {row['forwards_per_request']:.2f} "
-                f"| {100 * row['empty']:.0f}% | {row['latency_ms_p50']:.0f} | {row['load']} |"
+                f"{outcome_cells(row)}| {row['load']} |"
             )
     return "\n".join(out) + "\n"
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--split", default="validation", choices=("validation", "test"))
+    p = eval_arguments(__doc__.splitlines()[0])
     p.add_argument("--precisions", default=",".join(PRECISIONS), help="comma list; fp32 first")
-    p.add_argument("--scale", type=float, default=2.0, help="hole quotas, as evaluate --scale")
-    p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     precisions = tuple(args.precisions.split(","))
     assert precisions[0] == "fp32", "fp32 is the reference row"
@@ -99,11 +101,7 @@ def main() -> None:
 
 def write_markdown() -> str:
     """bench/precision_eval.md from whichever splits have run (validation decides, test reports)."""
-    r: dict = {}
-    for split in ("validation", "test"):
-        path = BENCH / f"precision_eval_{split}.json"
-        if path.exists():
-            r[split] = json.loads(path.read_text())
+    r = load_splits("precision_eval")
     if "validation" in r:
         r["within"] = decide(r["validation"])
     text = markdown(r)

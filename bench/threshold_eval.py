@@ -105,21 +105,39 @@ def markdown(r: dict) -> str:
         for tau, row in s["rows"].items():
             out.append(
                 f"| {split} | {s['holes']} | {tau} | {100 * row['exact_match']:.1f}% ({row['hits']}) "
-                f"| {100 * row['exact_match_single_line']:.1f}% | {row['forwards_per_request']:.2f} "
-                f"| {100 * row['empty']:.0f}% | {row['latency_ms_p50']:.0f} "
-                f"| {row.get('load', s.get('load', 'n/a'))} |"
+                f"{outcome_cells(row)}| {row.get('load', s.get('load', 'n/a'))} |"
             )
     return "\n".join(out) + "\n"
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def outcome_cells(row: dict) -> str:
+    """The columns an eval row shares with the other evals of these holes (after exact match)."""
+    return (
+        f"| {100 * row['exact_match_single_line']:.1f}% | {row['forwards_per_request']:.2f} "
+        f"| {100 * row['empty']:.0f}% | {row['latency_ms_p50']:.0f} "
+    )
+
+
+def eval_arguments(description: str) -> argparse.ArgumentParser:
+    """--split, --scale and --threads, as every eval of `make eval`'s holes takes them."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--split", default="validation", choices=("validation", "test"))
+    p.add_argument("--scale", type=float, default=2.0, help="hole quotas, as evaluate --scale")
+    p.add_argument("--threads", type=int, default=1)
+    return p
+
+
+def load_splits(name: str) -> dict:
+    """bench/<name>_<split>.json of whichever splits have run, by split."""
+    paths = {split: BENCH / f"{name}_{split}.json" for split in ("validation", "test")}
+    return {split: json.loads(path.read_text()) for split, path in paths.items() if path.exists()}
+
+
+def main() -> None:
+    p = eval_arguments(__doc__.splitlines()[0])
     p.add_argument(
         "--thresholds", default="0.9,0.8,0.7", help="comma list; 0.9 (the old default) first"
     )
-    p.add_argument("--scale", type=float, default=2.0, help="hole quotas, as evaluate --scale")
-    p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     thresholds = tuple(float(t) for t in args.thresholds.split(","))
     # The rows above were decoded with fp32 matmuls (a CPU without native bf16): the same here on any
@@ -134,11 +152,7 @@ def main() -> None:
 
 def write_markdown() -> dict:
     """bench/threshold_eval.md from whichever splits have run (validation decides, test reports)."""
-    r: dict = {}
-    for split in ("validation", "test"):
-        path = BENCH / f"threshold_eval_{split}.json"
-        if path.exists():
-            r[split] = json.loads(path.read_text())
+    r = load_splits("threshold_eval")
     r["chosen"] = decide(r["validation"]) if "validation" in r else "n/a (no validation run)"
     (BENCH / "threshold_eval.md").write_text(markdown(r))
     print(markdown(r))

@@ -64,6 +64,9 @@ class Engine:
         self.lean = LeanDecoder(self.model) if self.lean_unsupported is None else None
         if self.lean is not None:
             self.prompt_cache.lean_encoder = LeanEncoder(self.lean)
+            # A fim prompt is at most 320 + 160 tokens and its markers (layouts.fim_prompt): every
+            # encode of one then finds its bf16 matmuls built (fast_decoder.ROW_BUCKET).
+            self.lean.warm_row_buckets(512)
         # Fold a keystroke's new prompt tokens into the first decoder step (model/fold.py).
         self.fold = (
             self.lean is not None

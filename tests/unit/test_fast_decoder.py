@@ -15,6 +15,7 @@ from diffgem_model.compat import with_cache
 from diffgem_model.engine import Engine, GenerateParams
 from diffgem_model.fast_decoder import (
     MATMUL_SWITCH,
+    ROW_BUCKET,
     LeanDecoder,
     cpu_has_native_bf16,
     lean_unsupported,
@@ -251,13 +252,17 @@ def test_packed_bf16_weights_multiply_as_plain_bf16(tiny_checkpoint):
     model = load_checkpoint(tiny_checkpoint, "cpu").model
     dec = LeanDecoder(model, matmul="bf16")
     packed = [dec._packed[id(w)] for w in dec.matmul_weights()]
-    x = torch.randn(1, 5, dec.embed.shape[1], generator=torch.Generator().manual_seed(0))
-    for weight, form in zip(dec.matmul_weights(), packed, strict=True):
-        assert isinstance(form, torch.Tensor) and form.dtype == torch.bfloat16
-        if weight.shape[1] != x.shape[-1]:
-            continue  # the down projections take the MLP's width
-        expected = F.linear(x.to(torch.bfloat16), weight.to(torch.bfloat16)).float()
-        assert torch.equal(dec.mm(x, weight), expected)
+    generator = torch.Generator().manual_seed(0)
+    # A step's rows, and an encode's (padded to a multiple of ROW_BUCKET rows, then sliced back).
+    for rows in (5, 100, ROW_BUCKET * 2):
+        x = torch.randn(1, rows, dec.embed.shape[1], generator=generator)
+        for weight, form in zip(dec.matmul_weights(), packed, strict=True):
+            assert isinstance(form, torch.Tensor) and form.dtype == torch.bfloat16
+            if weight.shape[1] != x.shape[-1]:
+                continue  # the down projections take the MLP's width
+            expected = F.linear(x.to(torch.bfloat16), weight.to(torch.bfloat16)).float()
+            assert torch.equal(dec.mm(x, weight), expected)
+    dec.warm_row_buckets(2 * ROW_BUCKET)  # builds the padded shapes; multiplies nothing it keeps
     if cpu_has_native_bf16():  # where bf16 is the default, the packed kernels are what runs
         assert all(form.is_mkldnn for form in packed)
     assert dec.soft_embed_reads_denormals_as_zero == all(form.is_mkldnn for form in packed)
